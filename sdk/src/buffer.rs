@@ -92,6 +92,7 @@ impl LineBuffer {
         self.buf.len() - self.start
     }
 
+    /// Whether no bytes are buffered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
-use crate::{types, Context, Emulator, Host};
+use crate::{Context, Emulator, Host, types};
 
 #[doc(hidden)]
 pub mod bindings {

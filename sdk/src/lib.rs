@@ -46,6 +46,8 @@
 //! - [`native`]: drives an emulator without wasm (tests, benchmarks).
 //! - [`testing`]: a scripted harness and an in-memory recorder for tests.
 
+#![warn(missing_docs)]
+
 pub mod buffer;
 pub mod context;
 pub mod native;
@@ -59,8 +61,8 @@ pub mod guest;
 pub use buffer::{LineBuffer, LineTooLong};
 pub use context::{Context, Host};
 pub use types::{
-    Action, Artifact, ArtifactKind, Config, ConnInfo, Event, FieldValue, PluginInfo,
-    SpliceRequest, StoreError, Target,
+    Action, Artifact, ArtifactKind, Config, ConnInfo, Event, FieldValue, PluginInfo, SpliceRequest,
+    StoreError, Target,
 };
 
 /// A protocol emulator. One value lives for one connection (or one leg of
@@ -106,7 +108,7 @@ macro_rules! export_emulator {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             type __SpampotComponent = $crate::guest::Component<$ty>;
-            $crate::__export_plugin_impl!(__SpampotComponent with_types_in $crate::guest::bindings);
+    $crate::__export_plugin_impl!(__SpampotComponent with_types_in $crate::guest::bindings);
         };
     };
 }

@@ -17,24 +17,28 @@ impl<E: Emulator> NativeSession<E> {
         }
     }
 
+    /// Call `on_open`; returns the actions it queued.
     pub fn on_open(&mut self, host: &mut dyn Host) -> Vec<Action> {
         let mut cx = Context::new(host);
         self.emulator.on_open(&mut cx);
         cx.into_actions()
     }
 
+    /// Call `on_data`; returns the actions it queued.
     pub fn on_data(&mut self, data: &[u8], host: &mut dyn Host) -> Vec<Action> {
         let mut cx = Context::new(host);
         self.emulator.on_data(data, &mut cx);
         cx.into_actions()
     }
 
+    /// Call `on_timeout`; returns the actions it queued.
     pub fn on_timeout(&mut self, host: &mut dyn Host) -> Vec<Action> {
         let mut cx = Context::new(host);
         self.emulator.on_timeout(&mut cx);
         cx.into_actions()
     }
 
+    /// Call `on_close`.
     pub fn on_close(&mut self, host: &mut dyn Host) {
         let mut cx = Context::new(host);
         self.emulator.on_close(&mut cx);

@@ -26,8 +26,11 @@ use crate::{Action, Artifact, Config, ConnInfo, Emulator, Event, Host, SpliceReq
 /// An in-memory [`Host`]: keeps every event, artifact and log line.
 #[derive(Debug, Default)]
 pub struct Recorder {
+    /// Every event emitted, in order.
     pub events: Vec<Event>,
+    /// Every artifact stored, in order.
     pub artifacts: Vec<Artifact>,
+    /// Every log line.
     pub logs: Vec<String>,
     /// When set, `store_artifact` fails with this error (to test how a
     /// plugin answers a full disk).
@@ -58,6 +61,7 @@ pub struct Harness<E: Emulator> {
     session: NativeSession<E>,
     /// What the host would have been asked to do, in order, over the whole session.
     pub actions: Vec<Action>,
+    /// What was recorded: events, artifacts, logs.
     pub recorder: Recorder,
     sent: Vec<u8>,
     closed: bool,
@@ -70,6 +74,7 @@ impl<E: Emulator> Harness<E> {
         Self::with_config(conn, Config::default())
     }
 
+    /// A session with the given config.
     pub fn with_config(conn: ConnInfo, config: Config) -> Self {
         Harness {
             session: NativeSession::start(&conn, &config),

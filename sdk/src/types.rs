@@ -11,10 +11,12 @@ use std::fmt;
 pub struct Target {
     /// Host name or IP literal exactly as the client sent it (IPv6 without brackets).
     pub host: String,
+    /// The TCP port.
     pub port: u16,
 }
 
 impl Target {
+    /// A target of `host:port`.
     pub fn new(host: impl Into<String>, port: u16) -> Self {
         Target {
             host: host.into(),
@@ -42,6 +44,7 @@ pub struct ConnInfo {
     pub sensor: String,
     /// The client's address as text.
     pub peer_addr: String,
+    /// The client's port.
     pub peer_port: u16,
     /// The sensor address the client connected to.
     pub local_addr: String,
@@ -80,6 +83,7 @@ impl ConnInfo {
 /// A request to hand the rest of the stream to another emulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpliceRequest {
+    /// Where the client asked to go.
     pub target: Target,
     /// Bytes already received that belong to the new destination.
     pub pending: Vec<u8>,
@@ -102,9 +106,13 @@ pub enum Action {
 /// A typed event field value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldValue {
+    /// Text.
     Text(String),
+    /// A signed integer.
     Int(i64),
+    /// A yes/no flag.
     Flag(bool),
+    /// A list of texts (recipients, a `via` chain).
     Texts(Vec<String>),
 }
 
@@ -132,6 +140,7 @@ impl FieldValue {
 pub struct Event {
     /// A dotted event id, such as `proxy.request`.
     pub kind: String,
+    /// The fields, in order.
     pub fields: Vec<(String, FieldValue)>,
 }
 
@@ -144,22 +153,26 @@ impl Event {
         }
     }
 
+    /// Add a text field.
     pub fn text(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.fields
             .push((key.into(), FieldValue::Text(value.into())));
         self
     }
 
+    /// Add an integer field.
     pub fn int(mut self, key: impl Into<String>, value: i64) -> Self {
         self.fields.push((key.into(), FieldValue::Int(value)));
         self
     }
 
+    /// Add a flag field.
     pub fn flag(mut self, key: impl Into<String>, value: bool) -> Self {
         self.fields.push((key.into(), FieldValue::Flag(value)));
         self
     }
 
+    /// Add a list-of-text field.
     pub fn texts<I, S>(mut self, key: impl Into<String>, values: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -179,9 +192,13 @@ impl Event {
 /// What kind of content an artifact holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArtifactKind {
+    /// A complete message received over SMTP.
     Email,
+    /// A file a client uploaded.
     UploadedFile,
+    /// Captured authentication material.
     Credential,
+    /// Anything else.
     Other,
 }
 
@@ -200,13 +217,16 @@ impl ArtifactKind {
 /// Captured content the host must keep durably.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {
+    /// What the content is.
     pub kind: ArtifactKind,
     /// Envelope and metadata; never used to build a path.
     pub meta: Vec<(String, String)>,
+    /// The content.
     pub data: Vec<u8>,
 }
 
 impl Artifact {
+    /// An artifact of `kind` holding `data`, without metadata.
     pub fn new(kind: ArtifactKind, data: Vec<u8>) -> Self {
         Artifact {
             kind,
@@ -215,6 +235,7 @@ impl Artifact {
         }
     }
 
+    /// Add a metadata entry (keys may repeat, e.g. one `rcpt_to` per recipient).
     pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.meta.push((key.into(), value.into()));
         self
@@ -261,8 +282,11 @@ impl std::error::Error for StoreError {}
 pub struct PluginInfo {
     /// The name operators use in config.
     pub name: String,
+    /// The plugin's own version.
     pub version: String,
+    /// Protocols it emulates, e.g. `["smtp"]`.
     pub protocols: Vec<String>,
+    /// Ports it is usually found on.
     pub default_ports: Vec<u16>,
 }
 
@@ -277,11 +301,13 @@ impl PluginInfo {
         }
     }
 
+    /// Set the protocols.
     pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(mut self, protocols: I) -> Self {
         self.protocols = protocols.into_iter().map(Into::into).collect();
         self
     }
 
+    /// Set the usual ports.
     pub fn ports(mut self, ports: &[u16]) -> Self {
         self.default_ports = ports.to_vec();
         self
@@ -303,7 +329,9 @@ impl Config {
 
     /// The value of `key` parsed as `T`, or `default` when unset or unparsable.
     pub fn get_or<T: std::str::FromStr>(&self, key: &str, default: T) -> T {
-        self.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+        self.get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     }
 
     /// A config with one more setting (for tests).
