@@ -1,0 +1,977 @@
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{Map, Value, json};
+
+use super::*;
+
+fn config(data_dir: &Path) -> StoreConfig {
+    StoreConfig {
+        data_dir: data_dir.to_path_buf(),
+        quota_bytes: 0,
+        max_batch: 64,
+        events_rotate_bytes: 0,
+    }
+}
+
+fn origin(session: &str, src_ip: &str) -> Origin {
+    Origin {
+        session: session.into(),
+        sensor: "sensor-1".into(),
+        plugin: "smtp".into(),
+        src_ip: src_ip.into(),
+        src_port: 40000,
+        dst_port: 25,
+        timestamp: chrono::Utc::now(),
+    }
+}
+
+fn email_meta(rcpts: &[&str]) -> Vec<(String, String)> {
+    let mut m = vec![
+        ("helo".to_string(), "mx.spammer.example".to_string()),
+        (
+            "mail_from".to_string(),
+            "<bulk@spammer.example>".to_string(),
+        ),
+        ("target_host".to_string(), "mx.victim.example".to_string()),
+        ("via".to_string(), "socks5,smtp".to_string()),
+        ("probe".to_string(), "false".to_string()),
+        ("queue_id".to_string(), "4F2A1B".to_string()),
+        ("persona".to_string(), "postfix".to_string()),
+    ];
+    for r in rcpts {
+        m.push(("rcpt_to".to_string(), r.to_string()));
+    }
+    m
+}
+
+fn message(n: usize) -> Vec<u8> {
+    format!("From: bulk@spammer.example\r\nSubject: offer {n}\r\n\r\nCheap pills, number {n}.\r\n")
+        .into_bytes()
+}
+
+fn db(data_dir: &Path) -> Connection {
+    Connection::open_with_flags(data_dir.join(DB_FILE), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
+fn count(data_dir: &Path, sql: &str) -> i64 {
+    db(data_dir).query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn blob_files(data_dir: &Path) -> Vec<PathBuf> {
+    fn walk(p: &Path, acc: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(p).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), acc);
+            } else {
+                acc.push(e.path());
+            }
+        }
+    }
+    let mut acc = Vec::new();
+    walk(&data_dir.join(BLOBS_DIR), &mut acc);
+    acc
+}
+
+fn event(eventid: &str, session: &str, fields: Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("eventid".into(), eventid.into());
+    m.insert("timestamp".into(), format_ts(&chrono::Utc::now()).into());
+    m.insert("sensor".into(), "sensor-1".into());
+    m.insert("session".into(), session.into());
+    m.insert("src_ip".into(), "203.0.113.7".into());
+    m.insert("src_port".into(), 51234.into());
+    m.insert("dst_port".into(), 1080.into());
+    m.insert("plugin".into(), "socks".into());
+    if let Value::Object(f) = fields {
+        m.extend(f);
+    }
+    m
+}
+
+fn export_string(data_dir: &Path, what: ExportWhat, format: ExportFormat) -> (u64, String) {
+    let mut out = Vec::new();
+    let n = export(data_dir, what, format, &mut out).unwrap();
+    (n, String::from_utf8(out).unwrap())
+}
+
+#[tokio::test]
+async fn email_roundtrip_and_dedup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let store = CaptureStore::open(config(&data)).unwrap();
+    let body = message(1);
+    let rcpts = ["a@victim.example", "b@victim.example", "c@victim.example"];
+
+    let first = store
+        .put_artifact(
+            origin("s1", "198.51.100.1"),
+            "email",
+            email_meta(&rcpts),
+            body.clone(),
+        )
+        .await
+        .unwrap();
+    let sha = sha256_hex(&body);
+    assert_eq!(
+        first,
+        PutOutcome::Stored {
+            sha256: sha.clone(),
+            size: body.len() as u64,
+            new_blob: true
+        }
+    );
+    let second = store
+        .put_artifact(
+            origin("s2", "198.51.100.2"),
+            "email",
+            email_meta(&rcpts[..1]),
+            body.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        second,
+        PutOutcome::Stored {
+            sha256: sha.clone(),
+            size: body.len() as u64,
+            new_blob: false
+        }
+    );
+    let usage = store.usage();
+    assert_eq!(usage.messages, 2);
+    assert_eq!(usage.recipients, 4);
+    assert_eq!(usage.artifacts, 1);
+    assert_eq!(usage.artifacts_stored, 1);
+    assert!(usage.blob_bytes > 0);
+    store.close().await;
+
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM messages"), 2);
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM recipients"), 4);
+    assert_eq!(
+        count(
+            &data,
+            "SELECT rcpt_count FROM messages WHERE session = 's1'"
+        ),
+        3
+    );
+    assert_eq!(count(&data, "SELECT seen_count FROM artifacts"), 2);
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM artifact_sightings"), 0);
+    let (helo, probe, via, persona, stored): (String, i64, String, String, i64) = db(&data)
+        .query_row(
+            "SELECT helo, probe, via, persona, stored FROM messages WHERE session = 's1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (helo.as_str(), probe, via.as_str(), persona.as_str(), stored),
+        ("mx.spammer.example", 0, "socks5,smtp", "postfix", 1)
+    );
+    let order: Vec<String> = db(&data)
+        .prepare(
+            "SELECT address FROM recipients r JOIN messages m ON m.id = r.message_id
+             WHERE m.session = 's1' ORDER BY position",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(order, rcpts);
+
+    let files = blob_files(&data);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        files[0],
+        data.join(format!("blobs/{}/{}/{sha}.zst", &sha[..2], &sha[2..4]))
+    );
+    assert_eq!(read_blob(&data, &sha).unwrap(), body);
+
+    let mut shown = Vec::new();
+    show_message(&data, &sha[..10], &mut shown).unwrap();
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(shown.contains(&format!("sha256:      {sha}")), "{shown}");
+    assert!(shown.contains("count:       2"), "{shown}");
+    assert!(
+        shown.contains("198.51.100.1 (1), 198.51.100.2 (1)"),
+        "{shown}"
+    );
+    assert!(shown.contains("mx.spammer.example (2)"), "{shown}");
+    assert!(shown.contains("  a@victim.example (2)"), "{shown}");
+    assert!(shown.contains("recipients:  3 distinct"), "{shown}");
+    assert!(
+        shown.ends_with(std::str::from_utf8(&body).unwrap()),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_meta_is_kept_and_uploads_are_sighted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    let mut meta = email_meta(&["x@victim.example"]);
+    meta.push(("x-mailer".into(), "bulk 1.0".into()));
+    meta.push(("helo".into(), "second-helo".into()));
+    meta.push(("x-mailer".into(), "again".into()));
+    store
+        .put_artifact(origin("s1", "192.0.2.1"), "email", meta, message(1))
+        .await
+        .unwrap();
+    let upload = b"\x7fELF fake worm binary".to_vec();
+    let upload_meta = vec![
+        ("filename".to_string(), "../../etc/passwd".to_string()),
+        ("path".to_string(), "/tmp/x".to_string()),
+    ];
+    for s in ["s2", "s3"] {
+        store
+            .put_artifact(
+                origin(s, "192.0.2.2"),
+                "uploaded-file",
+                upload_meta.clone(),
+                upload.clone(),
+            )
+            .await
+            .unwrap();
+    }
+    // An unknown kind is kept as "other".
+    store
+        .put_artifact(origin("s4", "192.0.2.3"), "weird", vec![], b"x".to_vec())
+        .await
+        .unwrap();
+    store.close().await;
+
+    let extra: String = db(tmp.path())
+        .query_row("SELECT extra_meta FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&extra).unwrap(),
+        json!([
+            ["x-mailer", "bulk 1.0"],
+            ["helo", "second-helo"],
+            ["x-mailer", "again"]
+        ])
+    );
+    assert_eq!(
+        count(
+            tmp.path(),
+            "SELECT COUNT(*) FROM artifact_sightings WHERE kind = 'uploaded-file'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            tmp.path(),
+            "SELECT COUNT(*) FROM artifacts WHERE kind = 'other'"
+        ),
+        1
+    );
+    let meta: String = db(tmp.path())
+        .query_row("SELECT meta FROM artifact_sightings LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&meta).unwrap(),
+        json!([["filename", "../../etc/passwd"], ["path", "/tmp/x"]])
+    );
+    // show message refuses a non-email artifact, naming its kind.
+    let err = show_message(tmp.path(), &sha256_hex(&upload), &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("uploaded-file"), "{err}");
+    // Nothing but the store's own files in the data directory.
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with("spampot.db-")) // WAL files of the test's readers
+        .collect();
+    names.sort();
+    assert_eq!(names, [BLOBS_DIR, EVENTS_FILE, DB_FILE, LOCK_FILE]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_group_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for i in 0..4 {
+                // Half the bodies are shared between tasks: dedup under concurrency.
+                let body = if i % 2 == 0 {
+                    message(t * 10 + i)
+                } else {
+                    message(i)
+                };
+                let r = store
+                    .put_artifact(
+                        origin(&format!("s{t}-{i}"), "198.51.100.9"),
+                        "email",
+                        email_meta(&["v@victim.example"]),
+                        body,
+                    )
+                    .await;
+                out.push(r);
+            }
+            out
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        for r in t.await.unwrap() {
+            assert!(matches!(r, Ok(PutOutcome::Stored { .. })), "{r:?}");
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 200);
+    assert_eq!(store.usage().messages, 200);
+    let batches = store
+        .inner
+        .stats
+        .put_batches
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        batches < 200,
+        "no group commit: {batches} batches for 200 puts"
+    );
+    store.close().await;
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 200);
+    // 100 distinct even bodies + 2 shared odd ones.
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM artifacts"), 102);
+    assert_eq!(
+        count(tmp.path(), "SELECT SUM(seen_count) FROM artifacts"),
+        200
+    );
+    assert_eq!(blob_files(tmp.path()).len(), 102);
+    let (n, _) = export_string(tmp.path(), ExportWhat::Messages, ExportFormat::Jsonl);
+    assert_eq!(n, 200);
+}
+
+#[tokio::test]
+async fn acknowledged_put_survives_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    let body = message(7);
+    let outcome = store
+        .put_artifact(
+            origin("s1", "192.0.2.44"),
+            "email",
+            email_meta(&["r@victim.example"]),
+            body.clone(),
+        )
+        .await
+        .unwrap();
+    // Die without flush or close: buffers leaked, database not closed.
+    store.send_test_hook(Request::Crash).await;
+    assert_eq!(store.flush().await, Err(PutError::Closed));
+    std::mem::forget(store);
+
+    let reopened = CaptureStore::open(config(tmp.path())).unwrap();
+    assert_eq!(reopened.usage().messages, 1);
+    assert_eq!(reopened.usage().recipients, 1);
+    reopened.close().await;
+    assert_eq!(read_blob(tmp.path(), outcome.sha256()).unwrap(), body);
+    let mut shown = Vec::new();
+    show_message(tmp.path(), outcome.sha256(), &mut shown).unwrap();
+    assert!(String::from_utf8(shown).unwrap().contains("192.0.2.44 (1)"));
+}
+
+#[tokio::test]
+async fn quota_counts_but_does_not_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = message(1);
+    let compressed = zstd::bulk::compress(&first, blobs::ZSTD_LEVEL).unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.quota_bytes = compressed.len() as u64 + 5;
+    let store = CaptureStore::open(cfg).unwrap();
+    let put = |n: usize, body: Vec<u8>| {
+        let store = store.clone();
+        async move {
+            store
+                .put_artifact(
+                    origin(&format!("s{n}"), "192.0.2.1"),
+                    "email",
+                    email_meta(&["q@victim.example"]),
+                    body,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert!(matches!(
+        put(1, first.clone()).await,
+        PutOutcome::Stored { new_blob: true, .. }
+    ));
+    let second = message(2);
+    assert_eq!(
+        put(2, second.clone()).await,
+        PutOutcome::OverQuota {
+            sha256: sha256_hex(&second),
+            size: second.len() as u64
+        }
+    );
+    assert!(matches!(
+        put(3, message(3)).await,
+        PutOutcome::OverQuota { .. }
+    ));
+    // A body already stored is still accepted past the quota.
+    assert!(matches!(
+        put(4, first.clone()).await,
+        PutOutcome::Stored {
+            new_blob: false,
+            ..
+        }
+    ));
+    let usage = store.usage();
+    assert!(usage.over_quota);
+    assert_eq!(usage.blob_bytes, compressed.len() as u64);
+    assert_eq!(usage.messages, 4);
+    assert_eq!(usage.artifacts, 3);
+    assert_eq!(usage.artifacts_stored, 1);
+    store.close().await;
+
+    assert_eq!(blob_files(tmp.path()).len(), 1);
+    assert!(matches!(
+        read_blob(tmp.path(), &sha256_hex(&second)),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        count(tmp.path(), "SELECT COUNT(*) FROM messages WHERE stored = 0"),
+        2
+    );
+    assert_eq!(
+        count(
+            tmp.path(),
+            "SELECT COUNT(*) FROM artifacts WHERE stored = 0 AND stored_size = 0"
+        ),
+        2
+    );
+    let (_, events) = export_string(tmp.path(), ExportWhat::Events, ExportFormat::Jsonl);
+    let quota: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["eventid"] == "store.quota")
+        .collect();
+    assert_eq!(quota.len(), 1, "{events}");
+    assert_eq!(quota[0]["sha256"], sha256_hex(&second));
+    assert_eq!(quota[0]["session"], "s2");
+    let mut shown = Vec::new();
+    show_message(tmp.path(), &sha256_hex(&second), &mut shown).unwrap();
+    assert!(
+        String::from_utf8(shown)
+            .unwrap()
+            .contains("not stored: over quota")
+    );
+
+    // Reopening computes usage from the database.
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    assert_eq!(store.usage().blob_bytes, compressed.len() as u64);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn migrations_upgrade_old_and_refuse_newer() {
+    const { assert!(SCHEMA_VERSION >= 2, "the upgrade test needs two migrations") };
+    assert_eq!(schema::APPLICATION_ID, 1_397_772_372);
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO artifacts (sha256, kind, size, stored_size, stored, first_seen, last_seen)
+             VALUES ('00', 'email', 10, 0, 0, 'x', 'x')",
+            [],
+        )
+        .unwrap();
+    }
+    // The read side refuses an old schema with a clear message.
+    let err = export(
+        tmp.path(),
+        ExportWhat::Messages,
+        ExportFormat::Csv,
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::OlderSchema { found: 1, .. }),
+        "{err}"
+    );
+
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    assert_eq!(store.usage().artifacts, 1);
+    store.close().await;
+    let conn = db(tmp.path());
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let idx: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_sha256'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(idx, 1);
+    drop(conn);
+
+    let newer = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(newer.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+    }
+    let err = CaptureStore::open(config(newer.path())).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 999, .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("999") && msg.contains(DB_FILE) && msg.contains("newer"),
+        "{msg}"
+    );
+    let err = export(
+        newer.path(),
+        ExportWhat::Messages,
+        ExportFormat::Jsonl,
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+
+    let foreign = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(foreign.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "application_id", 42).unwrap();
+    }
+    let err = CaptureStore::open(config(foreign.path())).unwrap_err();
+    assert!(matches!(err, StoreError::NotSpampotDb { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn user_supplied_digests_are_validated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    let out = store
+        .put_artifact(origin("s", "192.0.2.1"), "email", vec![], message(1))
+        .await
+        .unwrap();
+    store.close().await;
+    let sha = out.sha256().to_string();
+    let bad = [
+        "../etc/passwd".to_string(),
+        "../../../../../../etc/passwd".to_string(),
+        format!("{}/../x", &sha[..20]),
+        format!("{sha}0"),
+        sha.to_uppercase(),
+        format!("{}g", &sha[..63]),
+        format!("{}\0", &sha[..63]),
+        String::new(),
+    ];
+    for b in &bad {
+        assert!(
+            matches!(
+                read_blob(tmp.path(), b),
+                Err(StoreError::InvalidSha256 { .. })
+            ),
+            "read_blob accepted {b:?}"
+        );
+        let r = show_message(tmp.path(), b, &mut Vec::new());
+        assert!(
+            matches!(r, Err(StoreError::InvalidSha256 { .. })),
+            "show_message accepted {b:?}: {r:?}"
+        );
+    }
+    // read_blob wants the full digest; show_message takes a unique prefix of
+    // 8 to 64 digits (it resolves it to a full digest from the database).
+    assert!(matches!(
+        read_blob(tmp.path(), &sha[..63]),
+        Err(StoreError::InvalidSha256 { .. })
+    ));
+    show_message(tmp.path(), &sha[..63], &mut Vec::new()).unwrap();
+    assert!(matches!(
+        show_message(tmp.path(), &sha[..7], &mut Vec::new()),
+        Err(StoreError::InvalidSha256 { .. })
+    ));
+    show_message(tmp.path(), &sha[..8], &mut Vec::new()).unwrap();
+    assert!(matches!(
+        read_blob(tmp.path(), &sha[..8]),
+        Err(StoreError::InvalidSha256 { .. })
+    ));
+    assert!(matches!(
+        show_message(tmp.path(), "0123456789abcdef", &mut Vec::new()),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(blob_rel_path("../etc/passwd"), None);
+}
+
+#[tokio::test]
+async fn events_are_indexed_exported_and_rotated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.events_rotate_bytes = 600;
+    let store = CaptureStore::open(cfg).unwrap();
+    let mut n = 0;
+    let mut rec = |store: &CaptureStore, mut ev: Map<String, Value>| {
+        ev.insert("seq".into(), n.into());
+        n += 1;
+        store.record(ev);
+    };
+    rec(&store, event("session.open", "S1", json!({})));
+    rec(
+        &store,
+        event(
+            "proxy.request",
+            "S1",
+            json!({"module": "socks5", "kind": "connect", "target_host": "mx.victim.example", "target_port": 25}),
+        ),
+    );
+    store.flush().await.unwrap();
+    rec(
+        &store,
+        event(
+            "credential",
+            "S1",
+            json!({"protocol": "smtp", "mechanism": "PLAIN", "username": "admin", "password": "hunter2, \"quoted\"\nnewline"}),
+        ),
+    );
+    rec(
+        &store,
+        event("smtp.message", "S1", json!({"rcpt_to": ["a@x", "b@y"]})),
+    );
+    store.flush().await.unwrap();
+    rec(
+        &store,
+        event(
+            "session.close",
+            "S1",
+            json!({"duration_ms": 1234, "bytes_in": 100, "bytes_out": "200", "reason": "client closed"}),
+        ),
+    );
+    // A close without an open still makes a session row.
+    rec(
+        &store,
+        event("session.close", "S2", json!({"reason": "timeout"})),
+    );
+    store.flush().await.unwrap();
+    for _ in 0..10 {
+        rec(
+            &store,
+            event("telnet.command", "S3", json!({"line": "enable"})),
+        );
+        store.flush().await.unwrap();
+    }
+    assert_eq!(store.usage().events_written, 16);
+    store.close().await;
+
+    let d = tmp.path();
+    assert_eq!(count(d, "SELECT COUNT(*) FROM sessions"), 2);
+    let row: (String, i64, i64, Option<String>, i64, i64, i64, String) = db(d)
+        .query_row(
+            "SELECT src_ip, src_port, dst_port, started_at, duration_ms, bytes_in, bytes_out, reason
+             FROM sessions WHERE session = 'S1'",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(row.0, "203.0.113.7");
+    assert_eq!((row.1, row.2), (51234, 1080));
+    assert!(row.3.is_some());
+    assert_eq!((row.4, row.5, row.6), (1234, 100, 200));
+    assert_eq!(row.7, "client closed");
+    assert_eq!(
+        count(
+            d,
+            "SELECT COUNT(*) FROM requests WHERE module = 'socks5' AND kind = 'connect' AND target_port = 25"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            d,
+            "SELECT COUNT(*) FROM credentials WHERE username = 'admin' AND mechanism = 'PLAIN'"
+        ),
+        1
+    );
+
+    let rotated =
+        export::rotated_event_files(&Dir::open_ambient_dir(d, ambient_authority()).unwrap())
+            .unwrap();
+    assert!(rotated.len() >= 2, "{rotated:?}");
+
+    let (rows, jsonl) = export_string(d, ExportWhat::Events, ExportFormat::Jsonl);
+    assert_eq!(rows, 16);
+    let seqs: Vec<i64> = jsonl
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (0..16).collect::<Vec<_>>());
+
+    let (rows, csv) = export_string(d, ExportWhat::Events, ExportFormat::Csv);
+    assert_eq!(rows, 16);
+    assert!(csv.starts_with(
+        "timestamp,eventid,sensor,session,src_ip,src_port,dst_port,plugin,fields\r\n"
+    ));
+    // The quoted newline in the password does not split the record.
+    assert_eq!(csv.split("\r\n").filter(|l| !l.is_empty()).count(), 17);
+    // CSV doubles the quotes of the JSON-escaped password.
+    assert!(csv.contains(r#"hunter2, \""quoted\""\nnewline"#), "{csv}");
+}
+
+#[tokio::test]
+async fn messages_export_formats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    for i in 0..3 {
+        store
+            .put_artifact(
+                origin(&format!("s{i}"), "192.0.2.8"),
+                "email",
+                email_meta(&["a@victim.example", "b,\"c\"@victim.example"]),
+                message(i),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .put_artifact(
+            origin("u", "192.0.2.8"),
+            "uploaded-file",
+            vec![],
+            b"not a message".to_vec(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let (rows, jsonl) = export_string(tmp.path(), ExportWhat::Messages, ExportFormat::Jsonl);
+    assert_eq!(rows, 3);
+    let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["recipients"],
+        json!(["a@victim.example", "b,\"c\"@victim.example"])
+    );
+    assert_eq!(first["stored"], json!(true));
+    assert_eq!(first["probe"], json!(false));
+    assert_eq!(first["rcpt_count"], json!(2));
+    assert_eq!(first["src_port"], json!(40000));
+    assert_eq!(first["extra_meta"], Value::Null);
+    let (rows, csv) = export_string(tmp.path(), ExportWhat::Messages, ExportFormat::Csv);
+    assert_eq!(rows, 3);
+    assert_eq!(csv.lines().count(), 4);
+    assert!(csv.lines().next().unwrap().starts_with("id,session,ts,"));
+}
+
+#[tokio::test]
+async fn failed_blob_write_fails_the_put_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    let body = message(42);
+    let sha = sha256_hex(&body);
+    // A file where the shard directory must go makes the blob write fail.
+    let obstacle = tmp.path().join(BLOBS_DIR).join(&sha[..2]);
+    std::fs::write(&obstacle, b"in the way").unwrap();
+    store.record(event("session.open", "S1", json!({})));
+    let r = store
+        .put_artifact(
+            origin("s1", "192.0.2.1"),
+            "email",
+            email_meta(&["a@b"]),
+            body.clone(),
+        )
+        .await;
+    assert!(matches!(r, Err(PutError::Io(_))), "{r:?}");
+    assert_eq!(store.usage().messages, 0);
+    std::fs::remove_file(&obstacle).unwrap();
+    let r = store
+        .put_artifact(
+            origin("s1", "192.0.2.1"),
+            "email",
+            email_meta(&["a@b"]),
+            body.clone(),
+        )
+        .await;
+    assert!(
+        matches!(r, Ok(PutOutcome::Stored { new_blob: true, .. })),
+        "{r:?}"
+    );
+    store.close().await;
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 1);
+    // The event of the failed batch is still indexed.
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM sessions"), 1);
+    assert_eq!(read_blob(tmp.path(), &sha).unwrap(), body);
+}
+
+#[tokio::test]
+async fn writer_panic_closes_instead_of_hanging() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    store.send_test_hook(Request::Panic).await;
+    let r = store
+        .put_artifact(origin("s", "192.0.2.1"), "email", vec![], message(1))
+        .await;
+    assert_eq!(r, Err(PutError::Closed));
+    assert_eq!(store.flush().await, Err(PutError::Closed));
+    store.record(event("session.open", "S", json!({})));
+    assert_eq!(store.usage().events_dropped, 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn data_directory_is_locked_while_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    let err = CaptureStore::open(config(tmp.path())).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    // The read side works while the honeypot runs.
+    assert_eq!(
+        export(
+            tmp.path(),
+            ExportWhat::Messages,
+            ExportFormat::Jsonl,
+            &mut Vec::new()
+        )
+        .unwrap(),
+        0
+    );
+    store.close().await;
+    store.close().await; // idempotent
+    assert_eq!(
+        store
+            .put_artifact(origin("s", "1"), "email", vec![], vec![])
+            .await,
+        Err(PutError::Closed)
+    );
+    let again = CaptureStore::open(config(tmp.path())).unwrap();
+    again.close().await;
+}
+
+#[tokio::test]
+async fn torn_event_line_is_terminated_and_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join(EVENTS_FILE),
+        b"{\"eventid\":\"a\",\"seq\":0}\n{\"eventid\":\"torn",
+    )
+    .unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    store.record(event("b", "S", json!({"seq": 1})));
+    store.close().await;
+    let (rows, out) = export_string(tmp.path(), ExportWhat::Events, ExportFormat::Jsonl);
+    assert_eq!(rows, 2, "{out}");
+}
+
+#[tokio::test]
+async fn dropping_every_handle_flushes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    store.record(event("session.open", "S1", json!({})));
+    drop(store);
+    // The writer shuts down on its own and releases the lock.
+    let mut reopened = None;
+    for _ in 0..200 {
+        match CaptureStore::open(config(tmp.path())) {
+            Ok(s) => {
+                reopened = Some(s);
+                break;
+            }
+            Err(StoreError::Locked { .. }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    reopened.expect("lock released").close().await;
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM sessions"), 1);
+}
+
+#[test]
+fn email_meta_parsing() {
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    let m = writer::EmailMeta::parse(&pairs(&[
+        ("probe", "maybe"),
+        ("rcpt_to", "a"),
+        ("rcpt_to", "b"),
+    ]));
+    assert_eq!(format!("{m:?}").matches("maybe").count(), 1);
+}
+
+/// Throughput: `cargo test --release -- --ignored --nocapture throughput`.
+/// With `STORE_BENCH_WARM_SHARDS=1` all 65536 shard directories exist first,
+/// as on a sensor that has run for a while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.max_batch = StoreConfig::default().max_batch;
+    if std::env::var_os("STORE_BENCH_WARM_SHARDS").is_some() {
+        for i in 0..65536u32 {
+            let h = format!("{i:04x}");
+            std::fs::create_dir_all(tmp.path().join(format!("blobs/{}/{}", &h[..2], &h[2..])))
+                .unwrap();
+        }
+    }
+    let store = CaptureStore::open(cfg).unwrap();
+    let writers = 20;
+    let per_writer = 500;
+    let start = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let mut body = message(w * per_writer + i);
+                body.extend(std::iter::repeat_n(b'x', 3000));
+                store.record(event("smtp.message", &format!("s{w}"), json!({"i": i})));
+                store
+                    .put_artifact(
+                        origin(&format!("s{w}"), "198.51.100.1"),
+                        "email",
+                        email_meta(&["a@victim.example", "b@victim.example"]),
+                        body,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    let total = writers * per_writer;
+    let batches = store
+        .inner
+        .stats
+        .put_batches
+        .load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "{total} distinct emails (+{total} events) by {writers} writers in {elapsed:?}: \
+         {:.0} artifacts/s, {batches} group commits ({:.1} artifacts each)",
+        total as f64 / elapsed.as_secs_f64(),
+        total as f64 / batches as f64
+    );
+    store.close().await;
+}

@@ -1,0 +1,839 @@
+//! The writer thread: owns the SQLite connection, the event log and the blob
+//! files, and commits what the handles send it in batches (group commit).
+
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use cap_std::fs::{Dir, File, OpenOptions};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::blobs::{self, BlobWriter};
+use super::{
+    DB_FILE, EVENTS_FILE, PutError, PutOutcome, PutRequest, Request, Stats, StoreConfig,
+    StoreError, format_ts,
+};
+
+/// At most this many events are taken into one batch (they are cheap: a line
+/// and at most one row each), so a flood of events cannot starve artifacts
+/// queued behind it of their commit for long.
+const MAX_EVENTS_PER_BATCH: usize = 8192;
+
+/// Buffer of the event log writer; flushed at the end of every batch.
+const EVENT_BUFFER: usize = 256 * 1024;
+
+type EventMap = Map<String, Value>;
+
+pub(super) struct WriterInit {
+    pub dir: Arc<Dir>,
+    pub data_dir: PathBuf,
+    pub conn: Connection,
+    pub lock: File,
+    pub stats: Arc<Stats>,
+    pub config: StoreConfig,
+}
+
+pub(super) struct Writer {
+    dir: Arc<Dir>,
+    conn: Connection,
+    events: EventLog,
+    blobs: BlobWriter,
+    stats: Arc<Stats>,
+    quota_bytes: u64,
+    max_batch: usize,
+    /// Compressed bytes of all stored blobs (committed).
+    blob_bytes: u64,
+    /// A `store.quota` event was written since open.
+    quota_reported: bool,
+    /// Current `PRAGMA synchronous` is FULL (else NORMAL).
+    sync_full: bool,
+    /// Transactions were committed with synchronous=NORMAL since the WAL was
+    /// last fsynced.
+    wal_unsynced: bool,
+    /// The data-directory lock; released when the writer is dropped.
+    _lock: File,
+}
+
+/// Counter changes of one batch, applied only if it commits.
+#[derive(Default)]
+struct Delta {
+    blob_bytes: u64,
+    artifacts: u64,
+    artifacts_stored: u64,
+    messages: u64,
+    recipients: u64,
+    quota_event: Option<EventMap>,
+}
+
+fn count(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
+    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+        .map(|n| n.max(0) as u64)
+}
+
+impl Writer {
+    pub(super) fn new(init: WriterInit) -> Result<Writer, StoreError> {
+        let db_path = init.data_dir.join(DB_FILE);
+        let db_err = |source| StoreError::Db {
+            path: db_path.clone(),
+            source,
+        };
+        let conn = init.conn;
+        let blob_bytes = count(
+            &conn,
+            "SELECT COALESCE(SUM(stored_size), 0) FROM artifacts WHERE stored = 1",
+        )
+        .map_err(db_err)?;
+        let s = &init.stats;
+        s.blob_bytes.store(blob_bytes, Ordering::Relaxed);
+        s.artifacts.store(
+            count(&conn, "SELECT COUNT(*) FROM artifacts").map_err(db_err)?,
+            Ordering::Relaxed,
+        );
+        s.artifacts_stored.store(
+            count(&conn, "SELECT COUNT(*) FROM artifacts WHERE stored = 1").map_err(db_err)?,
+            Ordering::Relaxed,
+        );
+        s.messages.store(
+            count(&conn, "SELECT COUNT(*) FROM messages").map_err(db_err)?,
+            Ordering::Relaxed,
+        );
+        s.recipients.store(
+            count(&conn, "SELECT COUNT(*) FROM recipients").map_err(db_err)?,
+            Ordering::Relaxed,
+        );
+        let events = EventLog::open(init.dir.clone(), init.config.events_rotate_bytes).map_err(
+            |source| StoreError::Io {
+                path: init.data_dir.join(EVENTS_FILE),
+                source,
+            },
+        )?;
+        Ok(Writer {
+            dir: init.dir,
+            conn,
+            events,
+            blobs: BlobWriter::new().map_err(StoreError::Thread)?,
+            stats: init.stats,
+            quota_bytes: init.config.quota_bytes,
+            max_batch: init.config.max_batch.max(1),
+            blob_bytes,
+            quota_reported: false,
+            sync_full: true,
+            wal_unsynced: false,
+            _lock: init.lock,
+        })
+    }
+
+    /// The thread body: block for one request, drain what is already queued
+    /// (up to `max_batch` artifacts), process the batch, answer, repeat.
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        loop {
+            let Some(first) = rx.blocking_recv() else {
+                // Every handle is gone without close(): shut down cleanly.
+                self.shutdown();
+                return;
+            };
+            let mut events = Vec::new();
+            let mut puts = Vec::new();
+            let mut control = sort_request(first, &mut events, &mut puts);
+            while control.is_none()
+                && puts.len() < self.max_batch
+                && events.len() < MAX_EVENTS_PER_BATCH
+            {
+                match rx.try_recv() {
+                    Ok(req) => control = sort_request(req, &mut events, &mut puts),
+                    Err(_) => break,
+                }
+            }
+            if !events.is_empty() || !puts.is_empty() {
+                self.process(events, puts);
+            }
+            match control {
+                None | Some(Request::Event(_) | Request::Put(_)) => {}
+                Some(Request::Flush(reply)) => {
+                    let _ = reply.send(self.sync_to_disk());
+                }
+                Some(Request::Close(reply)) => {
+                    drop(rx); // queued requests after Close see Closed
+                    self.shutdown();
+                    let _ = reply.send(());
+                    return;
+                }
+                #[cfg(test)]
+                Some(Request::Crash) => {
+                    let Writer {
+                        conn,
+                        events,
+                        _lock,
+                        ..
+                    } = self;
+                    // Like a killed process: no flush of buffers, no close of
+                    // the database; only the flock goes away.
+                    std::mem::forget(conn);
+                    std::mem::forget(events);
+                    drop(_lock);
+                    return;
+                }
+                #[cfg(test)]
+                Some(Request::Panic) => panic!("test-induced store writer panic"),
+            }
+        }
+    }
+
+    fn process(&mut self, events: Vec<EventMap>, mut puts: Vec<PutRequest>) {
+        for ev in &events {
+            self.log_event(ev);
+        }
+        let want_full = !puts.is_empty();
+        let result = match self.set_synchronous(want_full) {
+            Ok(()) => self.transact(&events, &mut puts),
+            Err(e) => Err(format!("cannot set synchronous mode: {e}")),
+        };
+        match result {
+            Ok((outcomes, delta)) => {
+                if want_full {
+                    // A FULL commit fsyncs the WAL, earlier frames included.
+                    self.wal_unsynced = false;
+                    self.stats.put_batches.fetch_add(1, Ordering::Relaxed);
+                } else if !events.is_empty() {
+                    self.wal_unsynced = true;
+                }
+                self.apply(delta);
+                for (p, outcome) in puts.into_iter().zip(outcomes) {
+                    let _ = p.reply.send(Ok(outcome));
+                }
+            }
+            Err(msg) => {
+                self.blobs.reset();
+                if !puts.is_empty() {
+                    tracing::warn!(
+                        artifacts = puts.len(),
+                        "capture store batch failed, nothing of it is durable: {msg}"
+                    );
+                }
+                for p in puts {
+                    let _ = p.reply.send(Err(PutError::Io(msg.clone())));
+                }
+                // The events are in the log already; index them on their own.
+                if !events.is_empty() {
+                    if let Err(e) = self.index_events_only(&events) {
+                        tracing::warn!(events = events.len(), "cannot index events: {e}");
+                    } else {
+                        self.wal_unsynced = true;
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.events.end_batch() {
+            tracing::warn!("event log write failed: {e}");
+        }
+    }
+
+    fn log_event(&mut self, ev: &EventMap) {
+        match self.events.append(ev) {
+            Ok(()) => {
+                self.stats.events_written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.events_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("cannot append to the event log: {e}");
+            }
+        }
+    }
+
+    fn apply(&mut self, delta: Delta) {
+        let s = &self.stats;
+        self.blob_bytes += delta.blob_bytes;
+        s.blob_bytes.store(self.blob_bytes, Ordering::Relaxed);
+        s.artifacts.fetch_add(delta.artifacts, Ordering::Relaxed);
+        s.artifacts_stored
+            .fetch_add(delta.artifacts_stored, Ordering::Relaxed);
+        s.messages.fetch_add(delta.messages, Ordering::Relaxed);
+        s.recipients.fetch_add(delta.recipients, Ordering::Relaxed);
+        if let Some(ev) = delta.quota_event {
+            self.quota_reported = true;
+            self.stats.over_quota.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                quota_bytes = self.quota_bytes,
+                blob_bytes = self.blob_bytes,
+                "blob quota reached: further new artifact bodies are counted, not stored"
+            );
+            self.log_event(&ev);
+        }
+    }
+
+    fn set_synchronous(&mut self, full: bool) -> rusqlite::Result<()> {
+        if self.sync_full != full {
+            let mode = if full { "FULL" } else { "NORMAL" };
+            self.conn.pragma_update(None, "synchronous", mode)?;
+            self.sync_full = full;
+        }
+        Ok(())
+    }
+
+    /// One transaction for the whole batch: index the events, write the blobs
+    /// and rows of the artifacts, fsync blob directories, commit.
+    fn transact(
+        &mut self,
+        events: &[EventMap],
+        puts: &mut [PutRequest],
+    ) -> Result<(Vec<PutOutcome>, Delta), String> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| format!("cannot begin transaction: {e}"))?;
+        for ev in events {
+            if let Err(e) = index_event(&tx, ev) {
+                tracing::warn!(eventid = ?ev.get("eventid"), "cannot index event: {e}");
+            }
+        }
+        let mut ctx = PutCtx {
+            dir: &self.dir,
+            blobs: &mut self.blobs,
+            quota_bytes: self.quota_bytes,
+            blob_bytes: self.blob_bytes,
+            quota_reported: self.quota_reported,
+            delta: Delta::default(),
+        };
+        let mut outcomes = Vec::with_capacity(puts.len());
+        for p in puts.iter_mut() {
+            outcomes.push(put_one(&tx, &mut ctx, p)?);
+        }
+        ctx.blobs
+            .commit(ctx.dir)
+            .map_err(|e| format!("cannot make blobs durable: {e}"))?;
+        let delta = ctx.delta;
+        tx.commit().map_err(|e| format!("commit failed: {e}"))?;
+        Ok((outcomes, delta))
+    }
+
+    fn index_events_only(&mut self, events: &[EventMap]) -> rusqlite::Result<()> {
+        self.set_synchronous(false)?;
+        let tx = self.conn.transaction()?;
+        for ev in events {
+            if let Err(e) = index_event(&tx, ev) {
+                tracing::warn!(eventid = ?ev.get("eventid"), "cannot index event: {e}");
+            }
+        }
+        tx.commit()
+    }
+
+    /// flush(): the event log and any synchronous=NORMAL commits to disk.
+    fn sync_to_disk(&mut self) -> Result<(), PutError> {
+        self.events
+            .sync()
+            .map_err(|e| PutError::Io(format!("cannot sync the event log: {e}")))?;
+        if self.wal_unsynced {
+            sync_wal(&self.dir)
+                .map_err(|e| PutError::Io(format!("cannot fsync the database WAL: {e}")))?;
+            self.wal_unsynced = false;
+        }
+        Ok(())
+    }
+
+    fn shutdown(mut self) {
+        if let Err(e) = self.sync_to_disk() {
+            tracing::warn!("capture store shutdown: {e}");
+        }
+        // Fold the WAL into the database so the directory is a single file
+        // plus blobs for copying; best effort.
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::debug!("WAL checkpoint at close failed: {e}");
+        }
+        tracing::info!("capture store closed");
+        // Dropping self closes the database and releases the lock.
+    }
+}
+
+/// File an event or artifact into its list; return a control request.
+fn sort_request(
+    req: Request,
+    events: &mut Vec<EventMap>,
+    puts: &mut Vec<PutRequest>,
+) -> Option<Request> {
+    match req {
+        Request::Event(e) => events.push(e),
+        Request::Put(p) => puts.push(*p),
+        other => return Some(other),
+    }
+    None
+}
+
+/// fsync `spampot.db-wal` (the frames of synchronous=NORMAL commits).
+fn sync_wal(dir: &Dir) -> io::Result<()> {
+    match dir.open(format!("{DB_FILE}-wal")) {
+        Ok(f) => f.sync_all(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+struct PutCtx<'a> {
+    dir: &'a Dir,
+    blobs: &'a mut BlobWriter,
+    quota_bytes: u64,
+    blob_bytes: u64,
+    quota_reported: bool,
+    delta: Delta,
+}
+
+/// Write one artifact's blob (if new and within quota) and its rows.
+fn put_one(
+    tx: &Transaction<'_>,
+    ctx: &mut PutCtx<'_>,
+    p: &mut PutRequest,
+) -> Result<PutOutcome, String> {
+    let sql = |e: rusqlite::Error| format!("database error: {e}");
+    let ts = format_ts(&p.origin.timestamp);
+    let size = p.data.len() as u64;
+    let existing: Option<bool> = tx
+        .prepare_cached("SELECT stored FROM artifacts WHERE sha256 = ?1")
+        .map_err(sql)?
+        .query_row([&p.sha256], |r| r.get::<_, i64>(0).map(|s| s != 0))
+        .optional()
+        .map_err(sql)?;
+    let (stored, new_blob) = if existing == Some(true) {
+        tx.prepare_cached(
+            "UPDATE artifacts SET seen_count = seen_count + 1,
+                 first_seen = MIN(first_seen, ?2), last_seen = MAX(last_seen, ?2)
+             WHERE sha256 = ?1",
+        )
+        .map_err(sql)?
+        .execute(params![p.sha256, ts])
+        .map_err(sql)?;
+        (true, false)
+    } else {
+        let compressed = match p.compressed.take() {
+            Some(c) => c,
+            None => zstd::bulk::compress(&p.data, blobs::ZSTD_LEVEL)
+                .map_err(|e| format!("zstd compression failed: {e}"))?,
+        };
+        let clen = compressed.len() as u64;
+        let fits =
+            ctx.quota_bytes == 0 || ctx.blob_bytes + ctx.delta.blob_bytes + clen <= ctx.quota_bytes;
+        if fits {
+            ctx.blobs
+                .stage(ctx.dir, &p.sha256, &compressed)
+                .map_err(|e| format!("cannot write blob {}: {e}", p.sha256))?;
+            ctx.delta.blob_bytes += clen;
+            ctx.delta.artifacts_stored += 1;
+        } else if !ctx.quota_reported && ctx.delta.quota_event.is_none() {
+            ctx.delta.quota_event = Some(quota_event(
+                p,
+                ctx.quota_bytes,
+                ctx.blob_bytes + ctx.delta.blob_bytes,
+                clen,
+            ));
+        }
+        let stored_size = if fits { clen } else { 0 };
+        if existing.is_none() {
+            tx.prepare_cached(
+                "INSERT INTO artifacts
+                     (sha256, kind, size, stored_size, stored, first_seen, last_seen, seen_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
+            )
+            .map_err(sql)?
+            .execute(params![p.sha256, p.kind, size, stored_size, fits, ts])
+            .map_err(sql)?;
+            ctx.delta.artifacts += 1;
+        } else {
+            tx.prepare_cached(
+                "UPDATE artifacts SET stored = ?2, stored_size = ?3,
+                     seen_count = seen_count + 1,
+                     first_seen = MIN(first_seen, ?4), last_seen = MAX(last_seen, ?4)
+                 WHERE sha256 = ?1",
+            )
+            .map_err(sql)?
+            .execute(params![p.sha256, fits, stored_size, ts])
+            .map_err(sql)?;
+        }
+        (fits, fits)
+    };
+
+    let o = &p.origin;
+    if p.kind == "email" {
+        let m = EmailMeta::parse(&p.meta);
+        let extra = (!m.extra.is_empty()).then(|| pairs_json(&m.extra));
+        tx.prepare_cached(
+            "INSERT INTO messages (session, ts, sensor, src_ip, src_port, dst_port, plugin,
+                 helo, mail_from, rcpt_count, size, sha256, stored, via, target_host, probe,
+                 queue_id, persona, extra_meta)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                 ?17, ?18, ?19)",
+        )
+        .map_err(sql)?
+        .execute(params![
+            o.session,
+            ts,
+            o.sensor,
+            o.src_ip,
+            o.src_port,
+            o.dst_port,
+            o.plugin,
+            m.helo,
+            m.mail_from,
+            m.rcpt_to.len() as i64,
+            size,
+            p.sha256,
+            stored,
+            m.via,
+            m.target_host,
+            m.probe,
+            m.queue_id,
+            m.persona,
+            extra,
+        ])
+        .map_err(sql)?;
+        let message_id = tx.last_insert_rowid();
+        let mut ins = tx
+            .prepare_cached(
+                "INSERT INTO recipients (message_id, position, address) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(sql)?;
+        for (i, addr) in m.rcpt_to.iter().enumerate() {
+            ins.execute(params![message_id, i as i64, addr])
+                .map_err(sql)?;
+        }
+        ctx.delta.messages += 1;
+        ctx.delta.recipients += m.rcpt_to.len() as u64;
+    } else {
+        tx.prepare_cached(
+            "INSERT INTO artifact_sightings
+                 (sha256, session, ts, sensor, src_ip, src_port, dst_port, plugin, kind, meta)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(sql)?
+        .execute(params![
+            p.sha256,
+            o.session,
+            ts,
+            o.sensor,
+            o.src_ip,
+            o.src_port,
+            o.dst_port,
+            o.plugin,
+            p.kind,
+            pairs_json(&p.meta),
+        ])
+        .map_err(sql)?;
+    }
+    Ok(if stored {
+        PutOutcome::Stored {
+            sha256: p.sha256.clone(),
+            size,
+            new_blob,
+        }
+    } else {
+        PutOutcome::OverQuota {
+            sha256: p.sha256.clone(),
+            size,
+        }
+    })
+}
+
+/// The `store.quota` event, with the common fields of the artifact that
+/// crossed the quota.
+fn quota_event(p: &PutRequest, quota_bytes: u64, blob_bytes: u64, needed: u64) -> EventMap {
+    let o = &p.origin;
+    let mut m = Map::new();
+    m.insert("eventid".into(), "store.quota".into());
+    m.insert("timestamp".into(), format_ts(&chrono::Utc::now()).into());
+    m.insert("sensor".into(), o.sensor.clone().into());
+    m.insert("session".into(), o.session.clone().into());
+    m.insert("src_ip".into(), o.src_ip.clone().into());
+    m.insert("src_port".into(), o.src_port.into());
+    m.insert("dst_port".into(), o.dst_port.into());
+    m.insert("plugin".into(), o.plugin.clone().into());
+    m.insert("quota_bytes".into(), quota_bytes.into());
+    m.insert("blob_bytes".into(), blob_bytes.into());
+    m.insert("sha256".into(), p.sha256.clone().into());
+    m.insert("kind".into(), p.kind.into());
+    m.insert("size".into(), (p.data.len() as u64).into());
+    m.insert("stored_size".into(), needed.into());
+    m
+}
+
+/// `[["key","value"], ...]`: keeps order and repeated keys.
+fn pairs_json(pairs: &[(String, String)]) -> String {
+    let v: Vec<[&str; 2]> = pairs
+        .iter()
+        .map(|(k, v)| [k.as_str(), v.as_str()])
+        .collect();
+    serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
+}
+
+/// The envelope of an email artifact, from its meta pairs.
+#[derive(Default, Debug)]
+pub(super) struct EmailMeta {
+    helo: Option<String>,
+    mail_from: Option<String>,
+    rcpt_to: Vec<String>,
+    target_host: Option<String>,
+    via: Option<String>,
+    probe: Option<bool>,
+    queue_id: Option<String>,
+    persona: Option<String>,
+    /// Unknown keys, repeats of single-valued keys, unparsable `probe`.
+    extra: Vec<(String, String)>,
+}
+
+impl EmailMeta {
+    pub(super) fn parse(meta: &[(String, String)]) -> EmailMeta {
+        let mut m = EmailMeta::default();
+        for (k, v) in meta {
+            let slot = match k.as_str() {
+                "rcpt_to" => {
+                    m.rcpt_to.push(v.clone());
+                    continue;
+                }
+                "probe" if m.probe.is_none() => {
+                    match v.as_str() {
+                        "true" => m.probe = Some(true),
+                        "false" => m.probe = Some(false),
+                        _ => m.extra.push((k.clone(), v.clone())),
+                    }
+                    continue;
+                }
+                "helo" => &mut m.helo,
+                "mail_from" => &mut m.mail_from,
+                "target_host" => &mut m.target_host,
+                "via" => &mut m.via,
+                "queue_id" => &mut m.queue_id,
+                "persona" => &mut m.persona,
+                _ => {
+                    m.extra.push((k.clone(), v.clone()));
+                    continue;
+                }
+            };
+            if slot.is_none() {
+                *slot = Some(v.clone());
+            } else {
+                m.extra.push((k.clone(), v.clone()));
+            }
+        }
+        m
+    }
+}
+
+/// A field as text: strings as is, numbers and booleans printed, arrays and
+/// objects as JSON, null/missing as None.
+fn text(ev: &EventMap, key: &str) -> Option<String> {
+    match ev.get(key)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A field as an integer: JSON numbers (clamped) or numeric strings.
+fn int(ev: &EventMap, key: &str) -> Option<i64> {
+    match ev.get(key)? {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_u64().map(|_| i64::MAX))
+            .or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Index one event into the report tables (events the store does not know
+/// are only in the event log).
+fn index_event(tx: &Transaction<'_>, ev: &EventMap) -> rusqlite::Result<()> {
+    let Some(eventid) = ev.get("eventid").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let ts = text(ev, "timestamp").unwrap_or_else(|| format_ts(&chrono::Utc::now()));
+    match eventid {
+        "session.open" => {
+            let Some(session) = text(ev, "session") else {
+                return Ok(());
+            };
+            tx.prepare_cached(
+                "INSERT INTO sessions (session, sensor, src_ip, src_port, dst_port, plugin, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(session) DO UPDATE SET
+                     sensor = excluded.sensor, src_ip = excluded.src_ip,
+                     src_port = excluded.src_port, dst_port = excluded.dst_port,
+                     plugin = excluded.plugin, started_at = excluded.started_at",
+            )?
+            .execute(params![
+                session,
+                text(ev, "sensor"),
+                text(ev, "src_ip"),
+                int(ev, "src_port"),
+                int(ev, "dst_port"),
+                text(ev, "plugin"),
+                ts,
+            ])?;
+        }
+        "session.close" => {
+            let Some(session) = text(ev, "session") else {
+                return Ok(());
+            };
+            // Upsert: the open may be missing (lost, or before this store).
+            tx.prepare_cached(
+                "INSERT INTO sessions (session, sensor, src_ip, src_port, dst_port, plugin,
+                     ended_at, duration_ms, bytes_in, bytes_out, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(session) DO UPDATE SET
+                     ended_at = excluded.ended_at, duration_ms = excluded.duration_ms,
+                     bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out,
+                     reason = excluded.reason",
+            )?
+            .execute(params![
+                session,
+                text(ev, "sensor"),
+                text(ev, "src_ip"),
+                int(ev, "src_port"),
+                int(ev, "dst_port"),
+                text(ev, "plugin"),
+                ts,
+                int(ev, "duration_ms"),
+                int(ev, "bytes_in"),
+                int(ev, "bytes_out"),
+                text(ev, "reason"),
+            ])?;
+        }
+        "proxy.request" => {
+            tx.prepare_cached(
+                "INSERT INTO requests (session, ts, sensor, src_ip, dst_port, plugin,
+                     module, kind, target_host, target_port)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                text(ev, "session"),
+                ts,
+                text(ev, "sensor"),
+                text(ev, "src_ip"),
+                int(ev, "dst_port"),
+                text(ev, "plugin"),
+                text(ev, "module"),
+                text(ev, "kind"),
+                text(ev, "target_host"),
+                int(ev, "target_port"),
+            ])?;
+        }
+        "credential" => {
+            tx.prepare_cached(
+                "INSERT INTO credentials (session, ts, sensor, src_ip, dst_port, plugin,
+                     protocol, mechanism, username, password)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                text(ev, "session"),
+                ts,
+                text(ev, "sensor"),
+                text(ev, "src_ip"),
+                int(ev, "dst_port"),
+                text(ev, "plugin"),
+                text(ev, "protocol"),
+                text(ev, "mechanism"),
+                text(ev, "username"),
+                text(ev, "password"),
+            ])?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Prefix of rotated event logs: `events-<UTC>.jsonl`, `events-<UTC>-<n>.jsonl`.
+pub(super) const ROTATED_PREFIX: &str = "events-";
+/// Format of the timestamp in rotated names; sorts lexicographically in time
+/// order and has a fixed length of 20.
+pub(super) const ROTATED_STAMP: &str = "%Y%m%dT%H%M%S%.3fZ";
+
+/// The append-only event log.
+struct EventLog {
+    dir: Arc<Dir>,
+    file: BufWriter<File>,
+    len: u64,
+    rotate_bytes: u64,
+    line: Vec<u8>,
+}
+
+impl EventLog {
+    fn open_file(dir: &Dir) -> io::Result<(File, u64)> {
+        let existed = dir.exists(EVENTS_FILE);
+        let mut f = dir.open_with(
+            EVENTS_FILE,
+            OpenOptions::new().read(true).append(true).create(true),
+        )?;
+        let mut len = f.metadata()?.len();
+        if len > 0 {
+            // A crash can leave a partial last line; terminate it so the next
+            // event does not get glued to it (export skips the bad line).
+            let mut last = [0u8];
+            f.seek(SeekFrom::End(-1))?;
+            f.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                f.write_all(b"\n")?;
+                len += 1;
+                tracing::warn!("{EVENTS_FILE} ended with a partial line; terminated it");
+            }
+        }
+        if !existed {
+            blobs::sync_dir(dir, ".")?;
+        }
+        Ok((f, len))
+    }
+
+    fn open(dir: Arc<Dir>, rotate_bytes: u64) -> io::Result<EventLog> {
+        let (f, len) = Self::open_file(&dir)?;
+        Ok(EventLog {
+            dir,
+            file: BufWriter::with_capacity(EVENT_BUFFER, f),
+            len,
+            rotate_bytes,
+            line: Vec::with_capacity(1024),
+        })
+    }
+
+    fn append(&mut self, ev: &EventMap) -> io::Result<()> {
+        // Serialise first, so a line is either written whole or not at all.
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, ev)?;
+        self.line.push(b'\n');
+        self.file.write_all(&self.line)?;
+        self.len += self.line.len() as u64;
+        Ok(())
+    }
+
+    /// End of a batch: hand the lines to the OS, rotate if due.
+    fn end_batch(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        if self.rotate_bytes > 0 && self.len > self.rotate_bytes {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_data()
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.sync()?;
+        let stamp = chrono::Utc::now().format(ROTATED_STAMP).to_string();
+        let mut name = format!("{ROTATED_PREFIX}{stamp}.jsonl");
+        let mut n = 1u32;
+        // Never overwrite: the lock makes this thread the only writer.
+        while self.dir.exists(&name) {
+            name = format!("{ROTATED_PREFIX}{stamp}-{n}.jsonl");
+            n += 1;
+        }
+        self.dir.rename(EVENTS_FILE, &self.dir, &name)?;
+        let (f, len) = Self::open_file(&self.dir)?;
+        self.file = BufWriter::with_capacity(EVENT_BUFFER, f);
+        self.len = len;
+        tracing::info!(rotated_to = %name, "event log rotated");
+        Ok(())
+    }
+}
