@@ -1,0 +1,39 @@
+//! spampot: a low-interaction honeypot that measures how open proxies and
+//! open relays are abused to send spam, in the line of CERT.br's SpamPots.
+//!
+//! The host accepts sockets and moves bytes; every protocol is emulated by a
+//! WebAssembly component (a plugin) in its own sandbox, so hostile input is
+//! parsed only there. When an abuser asks a proxy plugin to connect to port
+//! 25, the host *splices* the stream into the SMTP plugin, which receives the
+//! mail itself. Nothing is ever relayed or delivered.
+//!
+//! # Layout
+//!
+//! Follow a connection from the socket to a report:
+//!
+//! - [`server`]: listeners, session caps, graceful shutdown; owns the [`server::Sensor`].
+//! - [`session`]: one connection — socket bytes to the plugin, actions back,
+//!   idle/total/byte caps, splices.
+//! - [`plugin`]: the wasmtime engine and one sandboxed instance per session
+//!   (deadlines, memory caps, traps).
+//! - [`host_api`]: what a plugin may ask of the host (events, artifacts, logs), metered.
+//! - [`store`]: the capture store — SQLite, content-addressed bodies, `events.jsonl`.
+//! - [`events`]: the event vocabulary's common fields.
+//! - [`registry`]: plugins by name, loaded from the plugin directory.
+//! - [`config`]: the TOML config and its defaults.
+//! - [`admin`]: status page, dashboard and metrics over HTTP.
+//! - [`stats`]: counters since start.
+
+pub mod admin;
+pub mod config;
+pub mod events;
+pub mod host_api;
+pub mod plugin;
+pub mod registry;
+pub mod server;
+pub mod session;
+pub mod stats;
+pub mod store;
+
+pub use config::Config;
+pub use server::Server;

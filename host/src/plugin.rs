@@ -1,0 +1,518 @@
+//! Plugins: the wasmtime engine, compiled components, and one sandboxed
+//! instance per session.
+//!
+//! A [`Runtime`] owns the engine (pooling allocator, epoch interruption) and
+//! the thread that ticks epochs. A [`Plugin`] is one compiled `.wasm` with
+//! its `InstancePre` cached, so a connection costs an instantiation, not a
+//! link. A [`PluginSession`] is one instance in its own `Store`: memory
+//! capped, every call under a deadline, host calls metered.
+//!
+//! Errors the guest may see (a full disk, a size cap) are WIT `store-error`
+//! values; errors that end the session are [`Trap`]s, kept apart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable};
+use wasmtime::{
+    Engine, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::config::Limits;
+use crate::host_api::HostState;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "../wit",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+pub use bindings::spampot::emulator::types as wit;
+use bindings::{Plugin as PluginWorld, PluginPre};
+
+/// How often the epoch advances. Deadlines are checked at this grain; 10 ms
+/// stopped a runaway loop within ~100 ms in the design measurements at no
+/// measurable cost to normal calls.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a session's plugin was stopped. Reported in `plugin.trap` and as the
+/// `reason` of `session.close`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trap {
+    /// A call ran past the deadline (a loop, or very slow code).
+    Deadline,
+    /// The instance tried to grow memory past its cap.
+    Memory,
+    /// The guest trapped: a panic, `unreachable`, an out-of-bounds access.
+    Guest(String),
+    /// The plugin broke a host rule (sent too much, stored too much, ...).
+    HostLimit(String),
+}
+
+impl Trap {
+    /// The short reason used in events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Trap::Deadline => "deadline",
+            Trap::Memory => "memory-limit",
+            Trap::Guest(_) => "trap",
+            Trap::HostLimit(_) => "host-limit",
+        }
+    }
+
+    /// Details for the operator (the guest's trap message, or the rule broken).
+    pub fn detail(&self) -> String {
+        match self {
+            Trap::Deadline => "a plugin call exceeded limits.call_deadline_ms".into(),
+            Trap::Memory => "the plugin exceeded limits.max_plugin_memory".into(),
+            Trap::Guest(msg) | Trap::HostLimit(msg) => msg.clone(),
+        }
+    }
+}
+
+/// Raised from the epoch callback when a call's budget is spent.
+#[derive(Debug)]
+struct DeadlineExceeded;
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("plugin call deadline exceeded")
+    }
+}
+impl std::error::Error for DeadlineExceeded {}
+
+/// Raised by host functions when a plugin breaks a host rule.
+#[derive(Debug)]
+pub struct HostLimitExceeded(pub String);
+impl std::fmt::Display for HostLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for HostLimitExceeded {}
+
+fn classify(err: wasmtime::Error) -> Trap {
+    if err.is::<DeadlineExceeded>() {
+        return Trap::Deadline;
+    }
+    if let Some(limit) = err.downcast_ref::<HostLimitExceeded>() {
+        return Trap::HostLimit(limit.0.clone());
+    }
+    // StoreLimits' own wording when `trap_on_grow_failure` is set.
+    let chain = format!("{err:?}");
+    if chain.contains("forcing trap when growing memory")
+        || chain.contains("forcing a memory growth failure")
+    {
+        return Trap::Memory;
+    }
+    // The wasm trap code says it best ("call stack exhausted", "wasm
+    // `unreachable` instruction executed" for a Rust panic).
+    if let Some(code) = err.downcast_ref::<wasmtime::Trap>() {
+        return Trap::Guest(code.to_string());
+    }
+    Trap::Guest(first_line(&err.root_cause().to_string()))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(400).collect()
+}
+
+/// Why a plugin file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read plugin {path}: {cause}")]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("plugin {path} is not a valid component: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error("plugin {path} does not implement spampot:emulator/plugin@0.1.0: {message}")]
+    Link { path: PathBuf, message: String },
+    #[error("plugin {path} failed to describe itself: {message}")]
+    Describe { path: PathBuf, message: String },
+    #[error("plugin {path} calls itself {name:?}; the file stem must match the name it reports")]
+    NameMismatch { path: PathBuf, name: String },
+}
+
+/// The engine and everything shared by all plugins.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    /// Whether the pooling allocator is in use (false after a fallback).
+    pub pooling: bool,
+    _ticker: std::thread::JoinHandle<()>,
+}
+
+impl Runtime {
+    /// An engine tuned for many short-lived small instances.
+    pub fn new(limits: &Limits) -> Result<Arc<Runtime>, wasmtime::Error> {
+        let (engine, pooling) = match Engine::new(&engine_config(limits, true)) {
+            Ok(engine) => (engine, true),
+            Err(err) => {
+                // A small address space (a 32-bit host, a ulimit -v) cannot
+                // reserve the pool; on-demand allocation is slower, not wrong.
+                tracing::warn!(error = %err, "pooling allocator unavailable; falling back to on-demand allocation");
+                (Engine::new(&engine_config(limits, false))?, false)
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        PluginWorld::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+
+        let weak = engine.weak();
+        let ticker = std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawn epoch ticker");
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            limits: limits.clone(),
+            pooling,
+            _ticker: ticker,
+        }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile and link a plugin file, and ask it to describe itself. The
+    /// file stem must equal the name the plugin reports, so that
+    /// `plugin = "smtp"` in config is unambiguous.
+    pub async fn load(self: &Arc<Self>, path: &Path) -> Result<Arc<Plugin>, LoadError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|cause| LoadError::Read {
+                path: path.to_owned(),
+                cause,
+            })?;
+        let this = self.clone();
+        let owned = path.to_owned();
+        // Compiling takes tens of milliseconds: keep it off the async workers.
+        let (pre, sha256) = tokio::task::spawn_blocking(move || this.compile(&owned, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })??;
+        let mut plugin = Plugin {
+            runtime: self.clone(),
+            pre,
+            info: wit::PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                protocols: Vec::new(),
+                default_ports: Vec::new(),
+            },
+            path: path.to_owned(),
+            sha256,
+        };
+        plugin.info = plugin.describe().await.map_err(|e| LoadError::Describe {
+            path: path.to_owned(),
+            message: e.detail(),
+        })?;
+        // Cargo cannot name a library `http-proxy`, so `http_proxy.wasm` is
+        // the same plugin: compare with `_` and `-` alike.
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if plugin.info.name.replace('_', "-") != stem.replace('_', "-") {
+            return Err(LoadError::NameMismatch {
+                path: path.to_owned(),
+                name: plugin.info.name,
+            });
+        }
+        Ok(Arc::new(plugin))
+    }
+
+    fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(PluginPre<HostState>, String), LoadError> {
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+            path: path.to_owned(),
+            message: first_line(&format!("{e:#}")),
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| LoadError::Link {
+                path: path.to_owned(),
+                message: first_line(&format!("{e:#}")),
+            })?;
+        let sha256 = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(bytes))
+        };
+        Ok((pre, sha256))
+    }
+
+    fn new_store(&self, state: HostState) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|ctx| {
+            let state = ctx.data();
+            let spent = state.meter.guest_time();
+            if spent > state.meter.budget {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                // Let other sessions run while a slow call continues.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+}
+
+fn engine_config(limits: &Limits, pooling: bool) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    // Component-model concurrency is unused (synchronous push model) and
+    // doubles the cost of every call when on.
+    config.concurrency_support(false);
+    // Our guests are small; copy-on-write images cost more mappings than
+    // they save (measured in DESIGN.md).
+    config.memory_init_cow(false);
+    // Deep recursion in a guest is a bug or an attack; 512 KiB is plenty
+    // for protocol parsing and small enough to keep stacks cheap.
+    config.max_wasm_stack(512 << 10);
+    config.async_stack_size(1 << 20);
+    if pooling {
+        let sessions = limits.max_sessions.saturating_add(64);
+        let mut pool = PoolingAllocationConfig::default();
+        // One component instance per live session (a splice drops the old
+        // instance before it creates the next); a Rust wasip2 component
+        // holds a handful of core instances and tables and one or two memories.
+        pool.total_component_instances(sessions);
+        pool.total_core_instances(sessions.saturating_mul(8));
+        pool.total_memories(sessions.saturating_mul(2));
+        pool.total_tables(sessions.saturating_mul(4));
+        pool.total_stacks(sessions);
+        pool.max_memory_size(limits.max_plugin_memory as usize);
+        // Batched decommits avoid a cross-CPU TLB shootdown per instance.
+        pool.decommit_batch_size(64);
+        // Reset the first pages of a slot by zeroing instead of madvise: a
+        // session touches little memory, and a syscall per slot costs more.
+        pool.linear_memory_keep_resident(64 << 10);
+        pool.table_keep_resident(16 << 10);
+        pool.async_stack_keep_resident(64 << 10);
+        config.allocation_strategy(pool);
+        // Each memory slot reserves 4 GiB of address space by default; past
+        // ~8,000 sessions shrink the reservation to the memory cap so the
+        // pool fits in 47 bits (bounds checks become explicit).
+        if u64::from(sessions) * 2 * (4 << 30) > 64 << 40 {
+            config.memory_reservation(limits.max_plugin_memory.next_power_of_two());
+        }
+    }
+    config
+}
+
+/// One compiled plugin, ready to instantiate.
+pub struct Plugin {
+    runtime: Arc<Runtime>,
+    pre: PluginPre<HostState>,
+    /// What the plugin said about itself at load time.
+    pub info: wit::PluginInfo,
+    pub path: PathBuf,
+    /// SHA-256 of the `.wasm` file, reported in status and events.
+    pub sha256: String,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    async fn describe(&self) -> Result<wit::PluginInfo, Trap> {
+        let mut store = self
+            .runtime
+            .new_store(HostState::detached(&self.runtime.limits));
+        store.data_mut().meter.start_call();
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(classify)?;
+        store.set_epoch_deadline(1);
+        instance
+            .spampot_emulator_emulator()
+            .call_describe(&mut store)
+            .await
+            .map_err(classify)
+    }
+
+    /// A new sandboxed instance for one session.
+    pub async fn start_session(
+        self: &Arc<Self>,
+        state: HostState,
+        conn: wit::ConnInfo,
+        settings: Vec<(String, String)>,
+    ) -> Result<PluginSession, Trap> {
+        let mut store = self.runtime.new_store(state);
+        store.data_mut().meter.start_call();
+        store.set_epoch_deadline(1);
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(classify)?;
+        let session = instance
+            .spampot_emulator_emulator()
+            .session()
+            .call_constructor(&mut store, &conn, &settings)
+            .await
+            .map_err(classify)?;
+        Ok(PluginSession {
+            plugin: self.clone(),
+            store,
+            instance,
+            session,
+            dead: false,
+        })
+    }
+}
+
+/// One plugin instance serving one session, in its own `Store`.
+pub struct PluginSession {
+    pub plugin: Arc<Plugin>,
+    store: Store<HostState>,
+    instance: PluginWorld,
+    session: ResourceAny,
+    /// A trapped instance refuses further calls.
+    dead: bool,
+}
+
+/// Which export to call.
+pub enum Call<'a> {
+    Open,
+    Data(&'a [u8]),
+    Timeout,
+}
+
+impl PluginSession {
+    /// The host-side state of this session (counters, origin).
+    pub fn state(&self) -> &HostState {
+        self.store.data()
+    }
+
+    pub fn state_mut(&mut self) -> &mut HostState {
+        self.store.data_mut()
+    }
+
+    /// Call one export under the deadline; a trap poisons the instance.
+    pub async fn call(&mut self, call: Call<'_>) -> Result<Vec<wit::Action>, Trap> {
+        if self.dead {
+            return Err(Trap::Guest("instance already trapped".into()));
+        }
+        self.store.data_mut().meter.start_call();
+        self.store.set_epoch_deadline(1);
+        let api = self.instance.spampot_emulator_emulator().session();
+        let result = match call {
+            Call::Open => api.call_on_open(&mut self.store, self.session).await,
+            Call::Data(bytes) => api.call_on_data(&mut self.store, self.session, bytes).await,
+            Call::Timeout => api.call_on_timeout(&mut self.store, self.session).await,
+        };
+        result.map_err(|e| {
+            self.dead = true;
+            classify(e)
+        })
+    }
+
+    /// Tell the plugin the connection is gone; errors only matter for the log.
+    pub async fn close(&mut self) -> Result<(), Trap> {
+        if self.dead {
+            return Ok(());
+        }
+        self.store.data_mut().meter.start_call();
+        self.store.set_epoch_deadline(1);
+        let api = self.instance.spampot_emulator_emulator().session();
+        let result = api.call_on_close(&mut self.store, self.session).await;
+        self.dead = true;
+        result.map_err(classify)
+    }
+}
+
+/// Measures guest time: wall time since the call began, minus time spent in
+/// host functions (an fsync must not count against the plugin's deadline).
+pub struct CallMeter {
+    started: Instant,
+    host_time: Duration,
+    pub budget: Duration,
+}
+
+impl CallMeter {
+    pub fn new(budget: Duration) -> Self {
+        CallMeter {
+            started: Instant::now(),
+            host_time: Duration::ZERO,
+            budget,
+        }
+    }
+
+    fn start_call(&mut self) {
+        self.started = Instant::now();
+        self.host_time = Duration::ZERO;
+    }
+
+    /// Exclude `spent` (time in a host function) from the call's budget.
+    pub fn add_host_time(&mut self, spent: Duration) {
+        self.host_time += spent;
+    }
+
+    fn guest_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.host_time)
+    }
+}
+
+/// A WASI context that grants nothing: no preopened directories, no
+/// environment, no arguments, no network, no name lookup. Std's imports
+/// resolve, and every attempt to reach out fails inside the guest.
+pub fn sealed_wasi() -> WasiCtx {
+    WasiCtxBuilder::new()
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .build()
+}
+
+/// The resource limits of one instance.
+pub fn store_limits(limits: &Limits) -> StoreLimits {
+    StoreLimitsBuilder::new()
+        .memory_size(limits.max_plugin_memory as usize)
+        .instances(64)
+        .tables(64)
+        .memories(8)
+        .trap_on_grow_failure(true)
+        .build()
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Resource table for WASI handles (streams the guest's std opens).
+pub fn new_table() -> ResourceTable {
+    ResourceTable::new()
+}
+
+pub(crate) use bindings::spampot::emulator::host::Host as WitHost;
+pub(crate) use bindings::spampot::emulator::types::Host as WitTypesHost;
