@@ -16,9 +16,11 @@
 //!   and spliced to `DSTIP:DSTPORT` or the 4A host name. A CONNECT to any
 //!   other port, BIND, or an unknown command is answered
 //!   `00 5B DSTPORT DSTIP` and closed.
-//! - **SOCKS 5** (RFC 1928). Method `00` (no authentication) is chosen if
-//!   offered, else `02` (username/password, RFC 1929: every credential is
-//!   recorded and accepted with `01 00`), else `05 FF` and close. Requests
+//! - **SOCKS 5** (RFC 1928). Method `02` (username/password, RFC 1929:
+//!   every credential is recorded and accepted with `01 00`) is chosen
+//!   whenever offered — clients offer it beside `00`, and only then send the
+//!   credentials they hold — else `00` (no authentication), else `05 FF`
+//!   and close. Requests
 //!   may name an IPv4 address, a domain or an IPv6 address. A CONNECT to an
 //!   SMTP port is answered `05 00 00 01 BND.ADDR BND.PORT` and spliced.
 //!   `BND` is what a real server reports, the address and port of its

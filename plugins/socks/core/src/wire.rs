@@ -179,13 +179,16 @@ pub struct Greeting5 {
 }
 
 impl Greeting5 {
-    /// The method a permissive server picks: no authentication if offered,
-    /// else username/password, else none acceptable (`FF`).
+    /// The method the honeypot picks: username/password whenever it is
+    /// offered (real clients offer it beside "no authentication", and only
+    /// this way do they send the credentials they were given), else no
+    /// authentication, else none acceptable (`FF`). Either way every
+    /// credential is accepted.
     pub fn choose(&self) -> u8 {
-        if self.methods.contains(&METHOD_NONE) {
-            METHOD_NONE
-        } else if self.methods.contains(&METHOD_USERPASS) {
+        if self.methods.contains(&METHOD_USERPASS) {
             METHOD_USERPASS
+        } else if self.methods.contains(&METHOD_NONE) {
+            METHOD_NONE
         } else {
             METHOD_UNACCEPTABLE
         }

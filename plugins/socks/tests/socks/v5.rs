@@ -137,9 +137,29 @@ fn pipelined_conversation_split_at_every_offset() {
 }
 
 #[test]
-fn no_auth_is_preferred_when_both_are_offered() {
+fn username_password_is_preferred_when_both_are_offered() {
+    // curl --proxy-user offers 00 01 02: choosing 02 is how its credentials arrive.
     let mut h = session();
-    h.feed(b"\x05\x03\x01\x02\x00");
+    h.feed(b"\x05\x03\x00\x01\x02");
+    assert_eq!(h.sent(), b"\x05\x02");
+    h.feed(b"\x01\x04user\x04pass");
+    assert_eq!(&h.sent()[2..], b"\x01\x00");
+    let creds = h.events("credential");
+    assert_eq!(creds.len(), 1);
+    assert_eq!(
+        creds[0].get("username").and_then(|v| v.as_text()),
+        Some("user")
+    );
+    assert_eq!(
+        creds[0].get("password").and_then(|v| v.as_text()),
+        Some("pass")
+    );
+}
+
+#[test]
+fn no_auth_is_chosen_when_it_is_the_only_known_method() {
+    let mut h = session();
+    h.feed(b"\x05\x02\x01\x00");
     assert_eq!(h.sent(), b"\x05\x00");
 }
 
