@@ -1,0 +1,279 @@
+//! `spampot-bench`: measures what a connection costs the sensor and prints
+//! each figure beside its target. Loopback only; ends by itself.
+//!
+//! - `instantiate`: time to create one session's sandbox (instantiate the
+//!   SMTP component from its cached `InstancePre` and run its constructor).
+//! - `idle-sessions [N]`: RSS of a real `spampot` process (release build)
+//!   holding N idle SMTP sessions, per session; and whether session N+1 is
+//!   refused by the default cap.
+//! - `all`: both.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use spampot::config::Limits;
+use spampot::events::{EventLog, Origin};
+use spampot::host_api::{HostState, SessionCounters, SessionLink};
+use spampot::plugin::{Runtime, wit};
+use spampot::stats::Stats;
+use spampot::store::{CaptureStore, StoreConfig};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().map(String::as_str).unwrap_or("all");
+    let n: usize = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    raise_fd_limit();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        match what {
+            "instantiate" => instantiate(5_000).await,
+            "idle-sessions" => idle_sessions(n).await,
+            "all" => {
+                instantiate(5_000).await?;
+                idle_sessions(n).await
+            }
+            other => bail!("unknown benchmark {other:?}: instantiate | idle-sessions [N] | all"),
+        }
+    })
+}
+
+fn plugin_path(name: &str) -> Result<PathBuf> {
+    let path = workspace().join(format!("target/plugins/{name}.wasm"));
+    if !path.exists() {
+        bail!("{} is missing: run `just plugins` first", path.display());
+    }
+    Ok(path)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Per-connection sandbox cost, as the session loop pays it.
+async fn instantiate(iterations: usize) -> Result<()> {
+    let limits = Limits::default();
+    let runtime = Runtime::new(&limits).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let plugin = runtime.load(&plugin_path("smtp")?).await?;
+    let data = tempfile::tempdir()?;
+    let store = CaptureStore::open(StoreConfig {
+        data_dir: data.path().to_owned(),
+        ..StoreConfig::default()
+    })?;
+    let events = EventLog::new("bench", store.clone());
+    let limits = Arc::new(limits);
+    let stats = Arc::new(Stats::default());
+    let peer: SocketAddr = "192.0.2.7:40000".parse()?;
+    let mut times = Vec::with_capacity(iterations);
+    let mut state_times = Vec::with_capacity(iterations);
+    for i in 0..iterations + 200 {
+        let link = SessionLink {
+            events: events.clone(),
+            store: store.clone(),
+            stats: stats.clone(),
+            limits: limits.clone(),
+            origin: Origin::new(format!("{i:012x}"), peer, 25, "smtp"),
+            counters: SessionCounters::default(),
+        };
+        let conn = wit::ConnInfo {
+            session_id: format!("{i:012x}"),
+            sensor: "bench".into(),
+            peer_addr: "192.0.2.7".into(),
+            peer_port: 40000,
+            local_addr: "198.51.100.1".into(),
+            local_port: 25,
+            via: vec![],
+            target: None,
+        };
+        let started = Instant::now();
+        let state = HostState::new(link);
+        let state_took = started.elapsed();
+        let session = plugin
+            .start_session(state, conn, Vec::new())
+            .await
+            .map_err(|t| anyhow::anyhow!("{t:?}"))?;
+        let took = started.elapsed();
+        drop(session);
+        if i >= 200 {
+            times.push(took); // the first 200 warm the pool
+            state_times.push(state_took);
+        }
+    }
+    times.sort();
+    let median = percentile(&times, 0.5);
+    let p99 = percentile(&times, 0.99);
+    println!(
+        "instantiate (smtp component + constructor, {iterations} runs, pooling={}): median {:.1} µs, p99 {:.1} µs  [target: median ≤ 15 µs: {}]",
+        runtime.pooling,
+        median.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        if median <= Duration::from_micros(15) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    state_times.sort();
+    println!(
+        "  of which host state (WASI context, limits): median {:.1} µs",
+        percentile(&state_times, 0.5).as_secs_f64() * 1e6
+    );
+    store.close().await;
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS not found")
+}
+
+struct Sensor {
+    child: Child,
+    _dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start the release binary with one SMTP listener and default limits.
+async fn start_sensor() -> Result<Sensor> {
+    let bin = workspace().join("target/release/spampot");
+    if !bin.exists() {
+        bail!("{} is missing: run `just build` first", bin.display());
+    }
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = format!(
+        // Every client is 127.0.0.1: lift only the per-address cap.
+        "sensor = \"bench\"\nplugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[limits]\nmax_sessions_per_ip = 1000000\n[[listener]]\nport = {port}\nplugin = \"smtp\"\nbind = \"127.0.0.1\"\n",
+        plugin_path("smtp")?.parent().unwrap_or(Path::new(".")),
+        dir.path().join("data"),
+    );
+    let config_path = dir.path().join("bench.toml");
+    std::fs::write(&config_path, config)?;
+    let child = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("sensor did not start listening on {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(Sensor {
+        child,
+        _dir: dir,
+        addr,
+    })
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Open a connection and wait for the SMTP banner: the session's sandbox exists.
+async fn open_session(addr: SocketAddr) -> Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await??;
+    if n == 0 || !buf.starts_with(b"220") {
+        bail!("no banner");
+    }
+    Ok(stream)
+}
+
+/// RSS per idle session in a real sensor process.
+async fn idle_sessions(n: usize) -> Result<()> {
+    let sensor = start_sensor().await?;
+    let pid = sensor.child.id();
+    // Warm up: the first sessions fault in code and pool metadata.
+    let mut warm = Vec::new();
+    for _ in 0..16 {
+        warm.push(open_session(sensor.addr).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(pid)?;
+    let mut open = Vec::with_capacity(n);
+    let started = Instant::now();
+    // Open in waves of 200 so the accept queue never overflows.
+    while open.len() + warm.len() < n {
+        let wave = (n - open.len() - warm.len()).min(200);
+        let mut tasks = Vec::with_capacity(wave);
+        for _ in 0..wave {
+            tasks.push(tokio::spawn(open_session(sensor.addr)));
+        }
+        for t in tasks {
+            open.push(t.await??);
+        }
+    }
+    let opened = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid)?;
+    let per = (after.saturating_sub(before)) as f64 / open.len() as f64;
+    println!(
+        "idle sessions: {} open in {:.1} s; sensor RSS {} MiB → {} MiB: {:.1} KiB per session  [target: ≤ 64 KiB: {}]",
+        open.len() + warm.len(),
+        opened.as_secs_f64(),
+        before / 1024,
+        after / 1024,
+        per,
+        if per <= 64.0 { "met" } else { "NOT met" }
+    );
+    // One more than the default cap (limits.max_sessions = 10000) is refused.
+    let extra = open_session(sensor.addr).await;
+    println!(
+        "session {} beyond {} open: {}  [bound: limits.max_sessions (default 10000), then vm.max_map_count]",
+        open.len() + warm.len() + 1,
+        open.len() + warm.len(),
+        if extra.is_err() {
+            "refused (limit.refused)"
+        } else {
+            "accepted"
+        }
+    );
+    drop(open);
+    drop(warm);
+    Ok(())
+}
+
+/// 10,000 client sockets plus the sensor's: lift the soft fd limit.
+fn raise_fd_limit() {
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
