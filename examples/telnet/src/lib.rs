@@ -110,7 +110,9 @@ mod tests {
 
     #[test]
     fn records_credentials_and_closes_after_max_attempts() {
-        let config = Config::default().with("hostname", "gw").with("max_attempts", "2");
+        let config = Config::default()
+            .with("hostname", "gw")
+            .with("max_attempts", "2");
         let mut h = Harness::<Telnet>::with_config(ConnInfo::test(23), config);
         h.open();
         assert_eq!(h.take_text(), "\r\ngw login: ");
@@ -124,8 +126,14 @@ mod tests {
         assert!(h.closed());
         let creds = h.events("credential");
         assert_eq!(creds.len(), 2);
-        assert_eq!(creds[0].get("username").and_then(|v| v.as_text()), Some("admin"));
-        assert_eq!(creds[0].get("password").and_then(|v| v.as_text()), Some("1234"));
+        assert_eq!(
+            creds[0].get("username").and_then(|v| v.as_text()),
+            Some("admin")
+        );
+        assert_eq!(
+            creds[0].get("password").and_then(|v| v.as_text()),
+            Some("1234")
+        );
     }
 
     #[test]
@@ -135,7 +143,10 @@ mod tests {
         h.feed(b"\xff\xfd\x01\xff\xfb\x1fguest\n");
         h.feed(b"pw\n");
         let creds = h.events("credential");
-        assert_eq!(creds[0].get("username").and_then(|v| v.as_text()), Some("guest"));
+        assert_eq!(
+            creds[0].get("username").and_then(|v| v.as_text()),
+            Some("guest")
+        );
     }
 
     #[test]

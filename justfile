@@ -1,0 +1,44 @@
+# spampot's everyday commands. `just --list` shows them.
+
+# Plugin crates built as components. misbehave is a test guest: it is built
+# for the tests but never installed in the plugin directory.
+plugin_crates := "-p spampot-plugin-smtp -p spampot-plugin-http-proxy -p spampot-plugin-socks -p spampot-plugin-mydoom -p spampot-plugin-sobig -p spampot-example-telnet -p spampot-guest-misbehave"
+wasm_out := "target/wasm32-wasip2/wasm"
+
+# Build everything, then run the sensor with every plugin and the dashboard.
+default: run
+
+# Add the wasm target (rustup does not install it on its own here).
+setup:
+    rustup target add wasm32-wasip2
+
+# Build every plugin as a component and install it where spampot.toml looks.
+plugins: setup
+    cargo build --target wasm32-wasip2 --profile wasm {{ plugin_crates }}
+    mkdir -p target/plugins
+    for p in {{ wasm_out }}/*.wasm; do n=$(basename "$p" .wasm | tr _ -); [ "$n" = misbehave ] || cp "$p" "target/plugins/$n.wasm"; done
+
+# Build the host (release) and every plugin.
+build: plugins
+    cargo build --release -p spampot
+
+# Run the sensor on the seed's ports + 10000 (unprivileged); dashboard on http://127.0.0.1:8025/
+run offset="10000": build
+    ./target/release/spampot run --config spampot.toml --port-offset {{ offset }}
+
+# Run the sensor on the real ports (needs root or CAP_NET_BIND_SERVICE).
+run-privileged: build
+    ./target/release/spampot run --config spampot.toml
+
+# Every test: SDK and plugins natively, the host, black-box over loopback.
+test: plugins
+    cargo test --workspace
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks: print every figure with its target.
+bench: plugins
+    cargo run --release -p spampot-bench -- all
