@@ -14,6 +14,10 @@ setup:
 
 # Build every plugin as a component and install it where spampot.toml looks.
 plugins: setup
+    # A second version of the test guest, for the hot-swap tests.
+    MISBEHAVE_VERSION=2.0.0 cargo build --target wasm32-wasip2 --profile wasm -p spampot-guest-misbehave
+    mkdir -p target/test-plugins
+    cp {{ wasm_out }}/misbehave.wasm target/test-plugins/misbehave-v2.wasm
     cargo build --target wasm32-wasip2 --profile wasm {{ plugin_crates }}
     mkdir -p target/plugins
     for p in {{ wasm_out }}/*.wasm; do n=$(basename "$p" .wasm | tr _ -); [ "$n" = misbehave ] || cp "$p" "target/plugins/$n.wasm"; done

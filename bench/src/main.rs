@@ -67,7 +67,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Per-connection sandbox cost, as the session loop pays it.
 async fn instantiate(iterations: usize) -> Result<()> {
     let limits = Limits::default();
-    let runtime = Runtime::new(&limits).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let runtime = Runtime::new(&limits, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let plugin = runtime.load(&plugin_path("smtp")?).await?;
     let data = tempfile::tempdir()?;
     let store = CaptureStore::open(StoreConfig {

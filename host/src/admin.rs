@@ -1,34 +1,65 @@
-//! The admin HTTP server: a dashboard page, `/status` as JSON and
-//! `/metrics` in Prometheus text format. Bound to loopback by default.
+//! The admin HTTP server: a dashboard page, `/status` as JSON, `/metrics`
+//! in Prometheus text format, and the control endpoints behind
+//! `spampot ctl`. Bound to loopback by default; when a token is configured
+//! every request must carry it (`Authorization: Bearer TOKEN`).
+//!
+//! | method and path | what |
+//! | --- | --- |
+//! | `GET /` | the dashboard |
+//! | `GET /status` | everything a collector checks |
+//! | `GET /metrics` | counters for Prometheus |
+//! | `GET /listeners`, `GET /plugins` | the tables of `ctl list` |
+//! | `POST /listeners/{port}/enable` | bind and accept again |
+//! | `POST /listeners/{port}/disable[?now=true]` | stop accepting (`now`: end its sessions) |
+//! | `POST /listeners/{port}/map?plugin=NAME` | serve another plugin on the port |
+//! | `POST /reload` | read the config file again (as SIGHUP does) |
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Json};
-use axum::routing::get;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::server::Sensor;
+use crate::server::{ControlError, Sensor, Server};
+
+/// What the handlers share.
+struct Admin {
+    server: Arc<Server>,
+    token: Option<String>,
+}
+
+type Shared = State<Arc<Admin>>;
 
 /// Serve the admin API on `addr` until `stop` turns true.
 pub async fn serve(
-    sensor: Arc<Sensor>,
+    server: Arc<Server>,
     addr: SocketAddr,
+    token: Option<String>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let state = Arc::new(Admin { server, token });
     let app = Router::new()
         .route("/", get(dashboard))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
-        .with_state(sensor);
+        .route("/listeners", get(listeners))
+        .route("/plugins", get(plugins))
+        .route("/listeners/{port}/enable", post(enable))
+        .route("/listeners/{port}/disable", post(disable))
+        .route("/listeners/{port}/map", post(map))
+        .route("/reload", post(reload))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state);
     tokio::spawn(async move {
         let stopped = async move {
             while !*stop.borrow_and_update() {
@@ -47,21 +78,84 @@ pub async fn serve(
     Ok(local)
 }
 
+/// With a token configured, every request must present it.
+async fn authorize(State(admin): Shared, request: Request, next: Next) -> Response {
+    if let Some(token) = &admin.token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(token.as_str()) {
+            let body = Json(json!({"error": "missing or wrong bearer token"}));
+            return (StatusCode::UNAUTHORIZED, body).into_response();
+        }
+    }
+    next.run(request).await
+}
+
 async fn dashboard() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }
 
-async fn status(State(sensor): State<Arc<Sensor>>) -> Json<Value> {
-    Json(status_json(&sensor))
+async fn status(State(admin): Shared) -> Json<Value> {
+    Json(status_json(&admin.server.sensor))
 }
 
-/// Everything a collector or an operator checks: version, clock (for skew),
-/// listeners, plugins, store, load, counters.
-pub fn status_json(sensor: &Sensor) -> Value {
-    let now = chrono::Utc::now();
-    let config = sensor.config();
-    let listeners = sensor.listeners.lock().expect("listeners lock").clone();
-    let plugins: Vec<Value> = sensor
+async fn listeners(State(admin): Shared) -> Json<Value> {
+    Json(json!(admin.server.sensor.listeners()))
+}
+
+async fn plugins(State(admin): Shared) -> Json<Value> {
+    Json(plugins_json(&admin.server.sensor))
+}
+
+fn control_result<T: serde::Serialize>(result: Result<T, ControlError>) -> Response {
+    match result {
+        Ok(value) => Json(json!(value)).into_response(),
+        Err(err) => {
+            let status = match err {
+                ControlError::NoListener(_) | ControlError::NoPlugin(_) => StatusCode::NOT_FOUND,
+                ControlError::Bind(_) | ControlError::Reload(_) => StatusCode::CONFLICT,
+            };
+            (status, Json(json!({"error": err.to_string()}))).into_response()
+        }
+    }
+}
+
+async fn enable(State(admin): Shared, Path(port): Path<u16>) -> Response {
+    control_result(admin.server.enable(port).await)
+}
+
+#[derive(serde::Deserialize)]
+struct DisableQuery {
+    #[serde(default)]
+    now: bool,
+}
+
+async fn disable(
+    State(admin): Shared,
+    Path(port): Path<u16>,
+    Query(q): Query<DisableQuery>,
+) -> Response {
+    control_result(admin.server.disable(port, q.now).await)
+}
+
+#[derive(serde::Deserialize)]
+struct MapQuery {
+    plugin: String,
+}
+
+async fn map(State(admin): Shared, Path(port): Path<u16>, Query(q): Query<MapQuery>) -> Response {
+    control_result(admin.server.map(port, &q.plugin))
+}
+
+async fn reload(State(admin): Shared) -> Response {
+    control_result(admin.server.reload().await)
+}
+
+fn plugins_json(sensor: &Sensor) -> Value {
+    sensor
         .registry
         .all()
         .iter()
@@ -72,9 +166,17 @@ pub fn status_json(sensor: &Sensor) -> Value {
                 "protocols": p.info.protocols,
                 "sha256": p.sha256,
                 "path": p.path.display().to_string(),
+                "loaded_at": p.loaded_at,
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Everything a collector or an operator checks: version, clock (for skew),
+/// listeners, plugins, store, load, counters.
+pub fn status_json(sensor: &Sensor) -> Value {
+    let now = chrono::Utc::now();
+    let config = sensor.config();
     let data_dir = config.resolve(&config.data_dir);
     let usage = sensor.store.usage();
     json!({
@@ -86,86 +188,120 @@ pub fn status_json(sensor: &Sensor) -> Value {
             "utc": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "unix_ms": now.timestamp_millis(),
         },
-        "listeners": listeners,
-        "plugins": plugins,
+        "listeners": sensor.listeners(),
+        "plugins": plugins_json(sensor),
         "store": {
             "data_dir": data_dir.display().to_string(),
-            "usage": usage,
+            "size_bytes": usage.blob_bytes,
+            "quota_bytes": usage.quota_bytes,
             "free_disk_bytes": free_disk(&data_dir),
+            "usage": usage,
         },
         "load_average": load_average(),
         "counters": sensor.stats.snapshot(),
     })
 }
 
-async fn metrics(State(sensor): State<Arc<Sensor>>) -> impl IntoResponse {
+async fn metrics(State(admin): Shared) -> impl IntoResponse {
+    let sensor = &admin.server.sensor;
     let s = sensor.stats.snapshot();
+    let usage = sensor.store.usage();
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, kind: &str, value: u64| {
+    let mut metric = |name: &str, help: &str, kind: &str, value: u64| {
         let _ = writeln!(out, "# HELP spampot_{name} {help}");
         let _ = writeln!(out, "# TYPE spampot_{name} {kind}");
         let _ = writeln!(out, "spampot_{name} {value}");
     };
-    counter(
+    metric(
         "sessions_total",
         "Sessions accepted since start.",
         "counter",
         s.sessions,
     );
-    counter(
+    metric(
         "sessions_active",
         "Sessions open now.",
         "gauge",
         s.sessions_active,
     );
-    counter(
+    metric(
         "messages_total",
         "Messages captured since start.",
         "counter",
         s.messages,
     );
-    counter(
+    metric(
         "recipients_total",
         "Recipients of captured messages.",
         "counter",
         s.recipients,
     );
-    counter(
+    metric(
         "bytes_in_total",
         "Bytes received from clients.",
         "counter",
         s.bytes_in,
     );
-    counter(
+    metric(
         "bytes_out_total",
         "Bytes sent to clients.",
         "counter",
         s.bytes_out,
     );
-    counter(
+    metric(
         "traps_total",
         "Plugin sessions stopped by a trap or cap.",
         "counter",
         s.traps,
     );
-    counter(
+    metric(
         "refused_total",
         "Connections refused by a limit.",
         "counter",
         s.refused,
     );
-    counter(
+    metric(
         "splices_total",
         "Streams handed from one plugin to another.",
         "counter",
         s.splices,
     );
-    counter(
+    metric(
         "uptime_seconds",
         "Seconds since start.",
         "gauge",
         sensor.started.elapsed().as_secs(),
     );
+    metric(
+        "store_blob_bytes",
+        "Compressed bytes of stored bodies.",
+        "gauge",
+        usage.blob_bytes,
+    );
+    metric(
+        "store_quota_bytes",
+        "Disk quota for stored bodies (0 = none).",
+        "gauge",
+        usage.quota_bytes,
+    );
+    metric(
+        "events_dropped_total",
+        "Events the store could not queue.",
+        "counter",
+        usage.events_dropped,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP spampot_listener_sessions Sessions open now, per listener."
+    );
+    let _ = writeln!(out, "# TYPE spampot_listener_sessions gauge");
+    for l in sensor.listeners() {
+        let _ = writeln!(
+            out,
+            "spampot_listener_sessions{{port=\"{}\",plugin=\"{}\",enabled=\"{}\"}} {}",
+            l.port, l.plugin, l.enabled, l.sessions_now
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

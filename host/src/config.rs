@@ -69,6 +69,16 @@ pub struct Config {
     /// keeps most of its ports beats one that is down.
     #[serde(default)]
     pub require_all_listeners: bool,
+    /// How often the plugin directory is checked for new, changed or
+    /// removed `.wasm` files (0 = never). A second is quick enough for an
+    /// operator and costs one `readdir` and a `stat` per plugin.
+    #[serde(default = "default_plugin_poll_ms")]
+    pub plugin_poll_ms: u64,
+    /// Where compiled plugins are cached, keyed by the engine's
+    /// compatibility hash and the `.wasm` hash, so a restart does not
+    /// recompile them. Default: `compile-cache` in the data directory.
+    #[serde(default)]
+    pub compile_cache: Option<PathBuf>,
     #[serde(default, rename = "listener")]
     pub listeners: Vec<Listener>,
     /// Extra splice routes: target port → plugin, for ports no listener
@@ -112,6 +122,15 @@ pub struct Limits {
     /// Concurrent sessions from one source address: spam software opens
     /// tens of parallel connections; thousands from one IP is a flood.
     pub max_sessions_per_ip: u32,
+    /// New connections one source address may open per minute (0 = no
+    /// limit). Off by default: the study wants every abuser's full rate.
+    pub max_connections_per_ip_per_minute: u32,
+    /// Bytes per second one session may move in each direction (0 = no
+    /// limit). A tarpit for heavy senders when set.
+    pub session_bytes_per_sec: u64,
+    /// Bytes per second all sessions together may move (0 = no limit): set
+    /// it below the line's capacity so the sensor never saturates its uplink.
+    pub sensor_bytes_per_sec: u64,
     /// A client silent this long gets the plugin's idle reply (SMTP 421);
     /// silent as long again, it is disconnected. Real MTAs wait minutes;
     /// a minute keeps slow bots while freeing slots from dead ones.
@@ -152,6 +171,9 @@ impl Default for Limits {
         Limits {
             max_sessions: 10_000,
             max_sessions_per_ip: 256,
+            max_connections_per_ip_per_minute: 0,
+            session_bytes_per_sec: 0,
+            sensor_bytes_per_sec: 0,
             idle_timeout_secs: 60,
             session_timeout_secs: 600,
             max_bytes_in: 64 << 20,
@@ -198,6 +220,9 @@ pub struct Admin {
     /// Loopback by default: the admin API changes what the sensor serves.
     pub bind: std::net::SocketAddr,
     pub enabled: bool,
+    /// Bearer token for the control endpoints. Required when `bind` is not
+    /// a loopback address (a collector pulling `/status` remotely).
+    pub token: Option<String>,
 }
 
 impl Default for Admin {
@@ -205,6 +230,7 @@ impl Default for Admin {
         Admin {
             bind: "127.0.0.1:8025".parse().expect("valid literal"),
             enabled: true,
+            token: None,
         }
     }
 }
@@ -223,6 +249,9 @@ fn default_bind() -> IpAddr {
 }
 fn default_true() -> bool {
     true
+}
+fn default_plugin_poll_ms() -> u64 {
+    1000
 }
 
 impl Config {
@@ -332,6 +361,17 @@ impl Config {
                 return Err(invalid(offset, key.into(), "must be greater than 0".into()));
             }
         }
+        if self.admin.enabled && !self.admin.bind.ip().is_loopback() && self.admin.token.is_none() {
+            let offset = text.find("[admin]").unwrap_or(0);
+            return Err(invalid(
+                offset,
+                "admin.token".into(),
+                format!(
+                    "the admin API on {} is reachable from the network: set a token",
+                    self.admin.bind
+                ),
+            ));
+        }
         if l.max_plugin_memory < 1 << 20 {
             let offset = text.find("max_plugin_memory").unwrap_or(0);
             return Err(invalid(
@@ -352,6 +392,14 @@ impl Config {
                 .parent()
                 .map(|p| p.join(dir))
                 .unwrap_or_else(|| dir.to_owned())
+        }
+    }
+
+    /// Where compiled plugins are cached.
+    pub fn compile_cache_dir(&self) -> PathBuf {
+        match &self.compile_cache {
+            Some(dir) => self.resolve(dir),
+            None => self.resolve(&self.data_dir).join("compile-cache"),
         }
     }
 
@@ -484,6 +532,18 @@ mod tests {
             err.contains("limits.idle_timeout_secs") && err.contains("line 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_remote_admin_api_needs_a_token() {
+        let err = parse("[admin]\nbind = \"0.0.0.0:8025\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("admin.token") && err.contains("line 1"),
+            "{err}"
+        );
+        assert!(parse("[admin]\nbind = \"0.0.0.0:8025\"\ntoken = \"s3cret\"\n").is_ok());
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!
 //! Follow a connection from the socket to a report:
 //!
-//! - [`server`]: listeners, session caps, graceful shutdown; owns the [`server::Sensor`].
+//! - [`server`]: the sensor — its listeners, session caps, run-time control,
+//!   graceful shutdown; owns the [`server::Sensor`].
+//! - [`listener`]: one port — bind, accept, admit or refuse, enable/disable.
 //! - [`session`]: one connection — socket bytes to the plugin, actions back,
 //!   idle/total/byte caps, splices.
 //! - [`plugin`]: the wasmtime engine and one sandboxed instance per session
@@ -23,12 +25,17 @@
 //! - [`config`]: the TOML config and its defaults.
 //! - [`admin`]: status page, dashboard and metrics over HTTP.
 //! - [`stats`]: counters since start.
+//! - [`ratelimit`]: token buckets for connection rates and bandwidth.
+//! - [`ctl`]: the client side of `spampot ctl` and `spampot status`.
 
 pub mod admin;
 pub mod config;
+pub mod ctl;
 pub mod events;
 pub mod host_api;
+pub mod listener;
 pub mod plugin;
+pub mod ratelimit;
 pub mod registry;
 pub mod server;
 pub mod session;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use spampot::server::Overrides;
 use spampot::store::{self, ExportFormat, ExportWhat};
 use spampot::{Config, Server};
 use tokio::signal::unix::{SignalKind, signal};
@@ -51,6 +52,21 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         grace_secs: u64,
     },
+    /// Show a running sensor's status (from its admin API).
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Control a running sensor: listeners, plugins, config.
+    Ctl {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        action: CtlAction,
+    },
     /// Check a config file and print the listeners it defines.
     CheckConfig { config: PathBuf },
     /// Stream captured events or messages out of a data directory.
@@ -67,6 +83,36 @@ enum Command {
         #[command(subcommand)]
         item: ShowItem,
     },
+}
+
+/// Where the sensor's admin API is.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin API's address ([admin] bind of the sensor's config).
+    #[arg(long, default_value = "127.0.0.1:8025")]
+    admin: std::net::SocketAddr,
+    /// Bearer token ([admin] token), if the sensor has one.
+    #[arg(long, env = "SPAMPOT_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum CtlAction {
+    /// List listeners and plugins.
+    List,
+    /// Start accepting on a port again.
+    Enable { port: u16 },
+    /// Stop accepting on a port; running sessions finish.
+    Disable {
+        port: u16,
+        /// End the port's running sessions too.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Serve another (loaded) plugin on a port, from the next connection on.
+    Map { port: u16, plugin: String },
+    /// Read the config file again (same as SIGHUP).
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -120,25 +166,59 @@ fn init_logging(format: LogFormat) {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Run {
-            config,
+            config: path,
             port_offset,
             plugin_dir,
             data,
             grace_secs,
         } => {
-            let mut config = Config::load(&config)?;
-            if let Some(offset) = port_offset {
-                config.port_offset = offset;
-            }
-            if let Some(dir) = plugin_dir {
-                config.plugin_dir = std::path::absolute(dir)?;
-            }
-            if let Some(dir) = data {
-                config.data_dir = std::path::absolute(dir)?;
-            }
+            let overrides = Overrides {
+                port_offset,
+                plugin_dir: plugin_dir.map(std::path::absolute).transpose()?,
+                data_dir: data.map(std::path::absolute).transpose()?,
+            };
+            let mut config = Config::load(&path)?;
+            overrides.apply(&mut config);
             raise_fd_limit();
             let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
-            runtime.block_on(serve(config, Duration::from_secs(grace_secs)))
+            runtime.block_on(serve(
+                config,
+                (path, overrides),
+                Duration::from_secs(grace_secs),
+            ))
+        }
+        Command::Status { admin, json } => {
+            let status = admin_request(&admin, "GET", "/status")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status);
+            }
+            Ok(())
+        }
+        Command::Ctl { admin, action } => {
+            let (method, path) = match &action {
+                CtlAction::List => ("GET", "/status".to_string()),
+                CtlAction::Enable { port } => ("POST", format!("/listeners/{port}/enable")),
+                CtlAction::Disable { port, now } => {
+                    ("POST", format!("/listeners/{port}/disable?now={now}"))
+                }
+                CtlAction::Map { port, plugin } => {
+                    if !spampot::config::is_plugin_name(plugin) {
+                        anyhow::bail!(
+                            "{plugin:?} is not a plugin name (letters, digits, '-' and '_')"
+                        );
+                    }
+                    ("POST", format!("/listeners/{port}/map?plugin={plugin}"))
+                }
+                CtlAction::Reload => ("POST", "/reload".to_string()),
+            };
+            let answer = admin_request(&admin, method, &path)?;
+            match action {
+                CtlAction::List => print_status(&answer),
+                _ => println!("{}", serde_json::to_string_pretty(&answer)?),
+            }
+            Ok(())
         }
         Command::CheckConfig { config } => {
             let config = Config::load(&config)?;
@@ -193,12 +273,81 @@ fn raise_fd_limit() {
     }
 }
 
-async fn serve(config: Config, grace: Duration) -> Result<()> {
+/// One request to a running sensor's admin API.
+fn admin_request(admin: &AdminArgs, method: &str, path: &str) -> Result<serde_json::Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(spampot::ctl::request(
+        admin.admin,
+        method,
+        path,
+        admin.token.as_deref(),
+    ))?)
+}
+
+/// A human summary of `/status`.
+fn print_status(s: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+    println!(
+        "spampot {} · sensor {} · up {} s · clock {}",
+        text(&s["version"]),
+        text(&s["sensor"]),
+        s["uptime_secs"],
+        text(&s["clock"]["utc"])
+    );
+    println!("\nlisteners:");
+    for l in s["listeners"].as_array().into_iter().flatten() {
+        let state = if l["bound"].is_string() {
+            format!("serving on {}", text(&l["bound"]))
+        } else if l["enabled"] == true {
+            format!("NOT BOUND: {}", text(&l["error"]))
+        } else {
+            "disabled".into()
+        };
+        println!(
+            "  {:>5}  {:<12} {:<36} {} now, {} total",
+            l["port"],
+            text(&l["plugin"]),
+            state,
+            l["sessions_now"],
+            l["sessions_total"]
+        );
+    }
+    println!("\nplugins:");
+    for p in s["plugins"].as_array().into_iter().flatten() {
+        let sha = text(&p["sha256"]);
+        println!(
+            "  {:<12} {:<8} {}  loaded {}",
+            text(&p["name"]),
+            text(&p["version"]),
+            &sha[..sha.len().min(12)],
+            text(&p["loaded_at"])
+        );
+    }
+    let c = &s["counters"];
+    println!(
+        "\nsessions {} ({} now) · messages {} · recipients {} · traps {} · refused {}",
+        c["sessions"],
+        c["sessions_active"],
+        c["messages"],
+        c["recipients"],
+        c["traps"],
+        c["refused"]
+    );
+    println!(
+        "store {} bytes (quota {}) · {} bytes free on disk",
+        s["store"]["size_bytes"], s["store"]["quota_bytes"], s["store"]["free_disk_bytes"]
+    );
+}
+
+async fn serve(config: Config, source: (PathBuf, Overrides), grace: Duration) -> Result<()> {
     let admin = config.admin.clone();
-    let server = Server::start(config).await?;
+    let server = Server::start_with(config, Some(source)).await?;
     let (stop_admin, stop_rx) = tokio::sync::watch::channel(false);
     if admin.enabled {
-        match spampot::admin::serve(server.sensor.clone(), admin.bind, stop_rx).await {
+        let token = admin.token.clone();
+        match spampot::admin::serve(server.clone(), admin.bind, token, stop_rx).await {
             Ok(addr) => tracing::info!("dashboard on http://{addr}/"),
             Err(err) => {
                 tracing::error!(bind = %admin.bind, error = %err, "admin server not started")
@@ -207,9 +356,24 @@ async fn serve(config: Config, grace: Duration) -> Result<()> {
     }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                break;
+            }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                if let Err(err) = server.reload().await {
+                    tracing::error!(error = %err, "reload failed; the running config stays");
+                }
+            }
+        }
     }
     server.shutdown(grace).await;
     let _ = stop_admin.send(true);

@@ -144,6 +144,9 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     limits: Limits,
+    /// `<cache>/<engine compatibility hash>/`: compiled components from
+    /// another wasmtime build live elsewhere and are never loaded.
+    cache_dir: Option<PathBuf>,
     /// Whether the pooling allocator is in use (false after a fallback).
     pub pooling: bool,
     _ticker: std::thread::JoinHandle<()>,
@@ -151,7 +154,10 @@ pub struct Runtime {
 
 impl Runtime {
     /// An engine tuned for many short-lived small instances.
-    pub fn new(limits: &Limits) -> Result<Arc<Runtime>, wasmtime::Error> {
+    pub fn new(
+        limits: &Limits,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Arc<Runtime>, wasmtime::Error> {
         let (engine, pooling) = match Engine::new(&engine_config(limits, true)) {
             Ok(engine) => (engine, true),
             Err(err) => {
@@ -176,10 +182,12 @@ impl Runtime {
                 }
             })
             .expect("spawn epoch ticker");
+        let cache_dir = cache_dir.map(|dir| dir.join(engine_hash(&engine)));
         Ok(Arc::new(Runtime {
             engine,
             linker,
             limits: limits.clone(),
+            cache_dir,
             pooling,
             _ticker: ticker,
         }))
@@ -211,6 +219,7 @@ impl Runtime {
         let mut plugin = Plugin {
             runtime: self.clone(),
             pre,
+            loaded_at: crate::events::now_rfc3339(),
             info: wit::PluginInfo {
                 name: String::new(),
                 version: String::new(),
@@ -241,10 +250,22 @@ impl Runtime {
         path: &Path,
         bytes: &[u8],
     ) -> Result<(PluginPre<HostState>, String), LoadError> {
-        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
-            path: path.to_owned(),
-            message: first_line(&format!("{e:#}")),
-        })?;
+        let sha256 = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(bytes))
+        };
+        let component = match self.cached(&sha256) {
+            Some(component) => component,
+            None => {
+                let component =
+                    Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+                        path: path.to_owned(),
+                        message: first_line(&format!("{e:#}")),
+                    })?;
+                self.cache(&sha256, &component);
+                component
+            }
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -253,11 +274,44 @@ impl Runtime {
                 path: path.to_owned(),
                 message: first_line(&format!("{e:#}")),
             })?;
-        let sha256 = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(bytes))
-        };
         Ok((pre, sha256))
+    }
+
+    /// A compiled component from the cache, if this engine wrote one for
+    /// these exact bytes.
+    fn cached(&self, sha256: &str) -> Option<Component> {
+        let file = self.cache_dir.as_ref()?.join(format!("{sha256}.cwasm"));
+        if !file.exists() {
+            return None;
+        }
+        // SAFETY: the file was written by `Component::serialize` of an engine
+        // with this compatibility hash, into the sensor's own data directory,
+        // named by the hash of the source; wasmtime checks its header again.
+        match unsafe { Component::deserialize_file(&self.engine, &file) } {
+            Ok(component) => Some(component),
+            Err(err) => {
+                tracing::warn!(file = %file.display(), error = %err, "ignoring unusable compile cache entry");
+                None
+            }
+        }
+    }
+
+    /// Keep a compiled component for the next start; failure only costs time.
+    fn cache(&self, sha256: &str, component: &Component) {
+        let Some(dir) = &self.cache_dir else {
+            return;
+        };
+        let result = (|| -> Result<(), Box<dyn std::error::Error>> {
+            std::fs::create_dir_all(dir)?;
+            let bytes = component.serialize()?;
+            let tmp = dir.join(format!("{sha256}.cwasm.tmp"));
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, dir.join(format!("{sha256}.cwasm")))?;
+            Ok(())
+        })();
+        if let Err(err) = result {
+            tracing::warn!(dir = %dir.display(), error = %err, "cannot write the compile cache");
+        }
     }
 
     fn new_store(&self, state: HostState) -> Store<HostState> {
@@ -275,6 +329,15 @@ impl Runtime {
         });
         store
     }
+}
+
+/// A stable name for what this engine can load: same wasmtime build, same
+/// settings, same CPU features.
+fn engine_hash(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 fn engine_config(limits: &Limits, pooling: bool) -> wasmtime::Config {
@@ -329,6 +392,8 @@ pub struct Plugin {
     pub path: PathBuf,
     /// SHA-256 of the `.wasm` file, reported in status and events.
     pub sha256: String,
+    /// When this version was loaded (RFC 3339).
+    pub loaded_at: String,
 }
 
 impl Plugin {

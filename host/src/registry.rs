@@ -2,11 +2,16 @@
 //! by the name it reports. Sessions hold an `Arc<Plugin>`, so replacing an
 //! entry affects new connections only; running ones finish on their version.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
+use serde_json::Value;
+
+use crate::events::{EventLog, Origin};
 use crate::plugin::{LoadError, Plugin, Runtime};
+use crate::server::Sensor;
 
 /// Name → current version of each loaded plugin.
 pub struct Registry {
@@ -61,6 +66,18 @@ impl Registry {
         Ok(plugin)
     }
 
+    /// Forget the plugin loaded from `path`, if it is still the current
+    /// version of its name; returns the name. Running sessions keep it.
+    pub fn unload(&self, path: &Path) -> Option<String> {
+        let mut plugins = self.plugins.write().expect("registry lock");
+        let name = plugins
+            .iter()
+            .find(|(_, p)| p.path == path)
+            .map(|(name, _)| name.clone())?;
+        plugins.remove(&name);
+        Some(name)
+    }
+
     /// The current version of a plugin.
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
         self.plugins
@@ -89,4 +106,109 @@ impl Registry {
             .cloned()
             .collect()
     }
+}
+
+/// Log and record the outcome of loading one plugin file.
+pub fn report_load(events: &EventLog, result: &Result<Arc<Plugin>, LoadError>) {
+    match result {
+        Ok(plugin) => {
+            tracing::info!(plugin = plugin.name(), version = %plugin.info.version, path = %plugin.path.display(), "plugin loaded");
+            events.emit(
+                &Origin::sensor(),
+                "plugin.loaded",
+                [
+                    ("name".to_string(), Value::from(plugin.name())),
+                    ("version".to_string(), plugin.info.version.clone().into()),
+                    ("sha256".to_string(), plugin.sha256.clone().into()),
+                    ("path".to_string(), plugin.path.display().to_string().into()),
+                ],
+            );
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "plugin rejected");
+            events.emit(
+                &Origin::sensor(),
+                "plugin.rejected",
+                [("error".to_string(), Value::from(err.to_string()))],
+            );
+        }
+    }
+}
+
+/// Size and modification time: what tells that a plugin file changed.
+pub type Stamp = (SystemTime, u64);
+
+/// What the plugin directory holds now, to compare with later.
+pub async fn snapshot(dir: &Path) -> std::io::Result<HashMap<PathBuf, Stamp>> {
+    let mut files = HashMap::new();
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "wasm") {
+            continue;
+        }
+        if let Ok(meta) = entry.metadata().await {
+            files.insert(
+                path,
+                (
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    meta.len(),
+                ),
+            );
+        }
+    }
+    Ok(files)
+}
+
+/// Watch the plugin directory: a new or changed `.wasm` is compiled in the
+/// background and swapped in for new connections (sessions already running
+/// finish on the version they started with); a broken one is rejected and
+/// the old version keeps serving; a removed one is unloaded once its
+/// sessions end (they hold it). Polling, not inotify: it works on every
+/// filesystem and a second's delay is nothing to an operator.
+///
+/// `seen` is the directory as it was before the plugins were loaded, so a
+/// change made while they loaded is not missed.
+pub fn watch(
+    sensor: Arc<Sensor>,
+    every: Duration,
+    mut seen: HashMap<PathBuf, Stamp>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let dir = sensor.registry.dir().to_owned();
+        let mut warned = false;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = match snapshot(&dir).await {
+                Ok(now) => {
+                    warned = false;
+                    now
+                }
+                Err(err) => {
+                    if !warned {
+                        tracing::warn!(dir = %dir.display(), error = %err, "cannot read the plugin directory");
+                        warned = true;
+                    }
+                    continue;
+                }
+            };
+            for (path, stamp) in &now {
+                if seen.get(path) != Some(stamp) {
+                    let result = sensor.registry.load(path).await;
+                    report_load(&sensor.events, &result);
+                }
+            }
+            for path in seen.keys().filter(|p| !now.contains_key(*p)) {
+                if let Some(name) = sensor.registry.unload(path) {
+                    tracing::info!(plugin = %name, path = %path.display(), "plugin unloaded");
+                    sensor.events.emit(
+                        &Origin::sensor(),
+                        "plugin.unloaded",
+                        [("name".to_string(), Value::from(name))],
+                    );
+                }
+            }
+            seen = now;
+        }
+    })
 }

@@ -1,23 +1,24 @@
-//! The sensor: listeners from config, one task per connection, a cap on
-//! concurrent sessions (overall and per source address), and a graceful
-//! shutdown that stops accepting, lets sessions finish, then flushes the store.
+//! The sensor: its listeners, the caps on concurrent sessions (overall and
+//! per source address) and on connection rate, run-time control (enable,
+//! disable, remap, reload), and a graceful shutdown that stops accepting,
+//! lets sessions finish, then flushes the store.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::Semaphore;
 
 use crate::config::{Config, Limits};
 use crate::events::{EventLog, Origin};
+use crate::listener::{Listener, ListenerStatus};
 use crate::plugin::{Plugin, Runtime};
+use crate::ratelimit::{Bandwidth, RateLimiter};
 use crate::registry::Registry;
-use crate::session;
 use crate::stats::Stats;
 use crate::store::{CaptureStore, StoreConfig};
 
@@ -39,6 +40,19 @@ pub enum StartError {
     NoListener,
 }
 
+/// Why a run-time control request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no listener on port {0}")]
+    NoListener(u16),
+    #[error("no plugin named {0:?} is loaded")]
+    NoPlugin(String),
+    #[error("{0}")]
+    Bind(String),
+    #[error("reload: {0}")]
+    Reload(String),
+}
+
 /// State shared by every session of the sensor.
 pub struct Sensor {
     pub events: EventLog,
@@ -51,21 +65,10 @@ pub struct Sensor {
     pub started: Instant,
     pub started_at: String,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
-    pub listeners: Mutex<Vec<ListenerStatus>>,
-}
-
-/// One configured listener as it runs.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ListenerStatus {
-    /// The configured (logical) port.
-    pub port: u16,
-    /// The port actually bound (`port + port_offset`).
-    pub bound_port: u16,
-    pub bind: IpAddr,
-    pub plugin: String,
-    pub enabled: bool,
-    pub bound: bool,
-    pub error: Option<String>,
+    rate: RateLimiter,
+    /// The sensor-wide byte budget shared by every session (0 = unlimited).
+    pub bandwidth: Bandwidth,
+    listeners: Mutex<Vec<Arc<Listener>>>,
 }
 
 impl Sensor {
@@ -90,18 +93,41 @@ impl Sensor {
         self.config().plugin_settings(name)
     }
 
-    /// Count a session from `ip`, or refuse it past the per-address cap.
-    fn admit(&self, ip: IpAddr) -> bool {
+    /// Every listener, as it stands.
+    pub fn listeners(&self) -> Vec<ListenerStatus> {
+        self.listeners
+            .lock()
+            .expect("listeners lock")
+            .iter()
+            .map(|l| l.status())
+            .collect()
+    }
+
+    fn listeners_on(&self, port: u16) -> Vec<Arc<Listener>> {
+        self.listeners
+            .lock()
+            .expect("listeners lock")
+            .iter()
+            .filter(|l| l.port == port)
+            .cloned()
+            .collect()
+    }
+
+    /// Count a session from `ip`, or say which cap refuses it.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<(), &'static str> {
+        if !self.rate.allow(ip) {
+            return Err("rate-per-ip");
+        }
         let mut per_ip = self.per_ip.lock().expect("per-ip lock");
         let n = per_ip.entry(ip).or_insert(0);
         if *n >= self.limits.max_sessions_per_ip {
-            return false;
+            return Err("max-sessions-per-ip");
         }
         *n += 1;
-        true
+        Ok(())
     }
 
-    fn release(&self, ip: IpAddr) {
+    pub(crate) fn release(&self, ip: IpAddr) {
         let mut per_ip = self.per_ip.lock().expect("per-ip lock");
         if let Some(n) = per_ip.get_mut(&ip) {
             *n -= 1;
@@ -111,7 +137,7 @@ impl Sensor {
         }
     }
 
-    fn refuse(&self, peer: SocketAddr, port: u16, plugin: &str, reason: &str) {
+    pub(crate) fn refuse(&self, peer: SocketAddr, port: u16, plugin: &str, reason: &str) {
         self.stats.refused.fetch_add(1, Relaxed);
         let origin = Origin::new(String::new(), peer, port, plugin);
         self.events.emit(
@@ -122,22 +148,64 @@ impl Sensor {
     }
 }
 
-/// A running sensor.
+/// What `reload` changed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ReloadSummary {
+    pub added: Vec<u16>,
+    pub removed: Vec<u16>,
+    pub enabled: Vec<u16>,
+    pub disabled: Vec<u16>,
+    pub remapped: Vec<u16>,
+    pub errors: Vec<String>,
+}
+
+/// A running sensor. Shared (in an `Arc`) by the signal handler and the
+/// admin API, which control it while it serves.
 pub struct Server {
     pub sensor: Arc<Sensor>,
-    /// Tells listeners to stop accepting.
-    stop_accepting: watch::Sender<bool>,
-    /// Tells sessions to end now.
-    end_sessions: watch::Sender<bool>,
     sessions: Arc<Semaphore>,
-    accept_tasks: Vec<JoinHandle<()>>,
-    /// Addresses actually bound, in listener order (for tests and logs).
-    pub bound: Vec<SocketAddr>,
+    /// The port offset in force (from the config or `--port-offset`).
+    port_offset: u16,
+    /// Where `reload` reads the config again, and the command-line
+    /// overrides to apply on top of it.
+    reload_from: Option<(PathBuf, Overrides)>,
+    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Command-line settings that win over the config file, also on reload.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub port_offset: Option<u16>,
+    pub plugin_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Overrides {
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(offset) = self.port_offset {
+            config.port_offset = offset;
+        }
+        if let Some(dir) = &self.plugin_dir {
+            config.plugin_dir = dir.clone();
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+    }
 }
 
 impl Server {
     /// Open the store, load plugins, bind listeners and start serving.
-    pub async fn start(config: Config) -> Result<Server, StartError> {
+    pub async fn start(config: Config) -> Result<Arc<Server>, StartError> {
+        Self::start_with(config, None).await
+    }
+
+    /// Like [`start`](Self::start), remembering where the config came from
+    /// so that `reload` (SIGHUP, `spampot ctl reload`) can read it again.
+    pub async fn start_with(
+        config: Config,
+        reload_from: Option<(PathBuf, Overrides)>,
+    ) -> Result<Arc<Server>, StartError> {
         let data_dir = config.resolve(&config.data_dir);
         let store = CaptureStore::open(StoreConfig {
             data_dir: data_dir.clone(),
@@ -149,8 +217,9 @@ impl Server {
             path: data_dir.display().to_string(),
             message: e.to_string(),
         })?;
-        let runtime =
-            Runtime::new(&config.limits).map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let cache_dir = config.compile_cache_dir();
+        let runtime = Runtime::new(&config.limits, Some(cache_dir))
+            .map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let plugin_dir = config.resolve(&config.plugin_dir);
         let registry = Registry::new(runtime.clone(), plugin_dir.clone());
         let events = EventLog::new(&config.sensor, store.clone());
@@ -165,10 +234,23 @@ impl Server {
             started: Instant::now(),
             started_at: crate::events::now_rfc3339(),
             per_ip: Mutex::new(HashMap::new()),
+            rate: RateLimiter::per_minute(limits.max_connections_per_ip_per_minute),
+            bandwidth: Bandwidth::new(limits.sensor_bytes_per_sec),
             listeners: Mutex::new(Vec::new()),
         });
         tracing::info!(pooling = runtime.pooling, "wasm engine ready");
 
+        let server = Arc::new(Server {
+            sensor: sensor.clone(),
+            sessions: Arc::new(Semaphore::new(limits.max_sessions as usize)),
+            port_offset: config.port_offset,
+            reload_from,
+            watcher: Mutex::new(None),
+        });
+        let started = Instant::now();
+        let before_load = crate::registry::snapshot(&plugin_dir)
+            .await
+            .unwrap_or_default();
         let loaded = sensor
             .registry
             .load_dir()
@@ -176,244 +258,253 @@ impl Server {
             .map_err(|source| StartError::PluginDir {
                 path: plugin_dir.display().to_string(),
                 source,
-            })?;
-        for result in loaded {
-            match result {
-                Ok(plugin) => {
-                    tracing::info!(plugin = plugin.name(), version = %plugin.info.version, path = %plugin.path.display(), "plugin loaded");
-                    sensor.events.emit(
-                        &Origin::sensor(),
-                        "plugin.loaded",
-                        [
-                            ("name".to_string(), Value::from(plugin.name())),
-                            ("version".to_string(), plugin.info.version.clone().into()),
-                            ("sha256".to_string(), plugin.sha256.clone().into()),
-                        ],
-                    );
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "plugin rejected");
-                    sensor.events.emit(
-                        &Origin::sensor(),
-                        "plugin.rejected",
-                        [("error".to_string(), Value::from(err.to_string()))],
-                    );
-                }
+            });
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                server.abort().await;
+                return Err(err);
             }
-        }
-
-        let (stop_accepting, _) = watch::channel(false);
-        let (end_sessions, _) = watch::channel(false);
-        let sessions = Arc::new(Semaphore::new(limits.max_sessions as usize));
-        let mut server = Server {
-            sensor,
-            stop_accepting,
-            end_sessions,
-            sessions,
-            accept_tasks: Vec::new(),
-            bound: Vec::new(),
         };
+        for result in &loaded {
+            crate::registry::report_load(&sensor.events, result);
+        }
+        tracing::info!(
+            plugins = loaded.iter().filter(|r| r.is_ok()).count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "plugins loaded"
+        );
         match server.bind_listeners(&config).await {
-            Ok(()) => Ok(server),
+            Ok(()) => {}
             Err(err) => {
                 // Give back what was taken: bound ports and the data
                 // directory's lock, so a retry (or another sensor) can have them.
                 server.abort().await;
-                Err(err)
+                return Err(err);
             }
         }
+        if config.plugin_poll_ms > 0 {
+            let task = crate::registry::watch(
+                sensor.clone(),
+                Duration::from_millis(config.plugin_poll_ms),
+                before_load,
+            );
+            *server.watcher.lock().expect("watcher lock") = Some(task);
+        }
+        Ok(server)
     }
 
-    /// Bind every enabled listener of the config, recording each one's status.
-    async fn bind_listeners(&mut self, config: &Config) -> Result<(), StartError> {
-        let mut statuses = Vec::new();
+    /// Create and bind every listener of the config, recording each status.
+    async fn bind_listeners(&self, config: &Config) -> Result<(), StartError> {
+        let mut any_bound = false;
         for l in &config.listeners {
-            let port = *l.port.get_ref();
-            let plugin_name = l.plugin.get_ref().clone();
-            let bound_port = port + config.port_offset;
-            let mut status = ListenerStatus {
-                port,
-                bound_port,
-                bind: l.bind,
-                plugin: plugin_name.clone(),
-                enabled: l.enabled,
-                bound: false,
-                error: None,
-            };
-            if l.enabled {
-                match self.bind(l.bind, bound_port, port, &plugin_name).await {
-                    Ok(addr) => {
-                        status.bound = true;
-                        status.bound_port = addr.port();
-                        self.bound.push(addr);
-                    }
-                    Err(message) => {
-                        tracing::error!(port = bound_port, plugin = %plugin_name, "{message}");
-                        if config.require_all_listeners {
-                            return Err(StartError::Listener(message));
-                        }
-                        status.error = Some(message);
+            let listener = Listener::new(*l.port.get_ref(), l.bind, l.plugin.get_ref(), l.enabled);
+            self.sensor
+                .listeners
+                .lock()
+                .expect("listeners lock")
+                .push(listener.clone());
+            if !l.enabled {
+                continue;
+            }
+            match listener
+                .start(&self.sensor, self.port_offset, &self.sessions)
+                .await
+            {
+                Ok(_) => any_bound = true,
+                Err(message) => {
+                    tracing::error!(port = listener.port, "{message}");
+                    if config.require_all_listeners {
+                        return Err(StartError::Listener(message));
                     }
                 }
             }
-            statuses.push(status);
         }
-        let any_enabled = config.listeners.iter().any(|l| l.enabled);
-        *self.sensor.listeners.lock().expect("listeners lock") = statuses;
-        if any_enabled && self.bound.is_empty() {
+        if config.listeners.iter().any(|l| l.enabled) && !any_bound {
             return Err(StartError::NoListener);
         }
         Ok(())
     }
 
-    /// Undo a partial start: stop the listeners already bound, close the store.
-    async fn abort(self) {
-        let _ = self.stop_accepting.send(true);
-        for task in self.accept_tasks {
-            let _ = task.await;
-        }
-        self.sensor.store.close().await;
+    /// The addresses bound now, in listener order.
+    pub fn bound(&self) -> Vec<SocketAddr> {
+        self.sensor
+            .listeners()
+            .iter()
+            .filter_map(|l| l.bound)
+            .collect()
     }
 
-    /// Bind one listener and start its accept loop.
-    async fn bind(
-        &mut self,
-        ip: IpAddr,
-        bound_port: u16,
-        port: u16,
-        plugin_name: &str,
-    ) -> Result<SocketAddr, String> {
-        if self.sensor.plugin(plugin_name).is_none() {
-            return Err(format!(
-                "listener {port}: no plugin {plugin_name:?} in {} (loaded: {})",
-                self.sensor.registry.dir().display(),
-                self.sensor.registry.names().join(", ")
-            ));
+    /// Start accepting on `port` again.
+    pub async fn enable(&self, port: u16) -> Result<Vec<ListenerStatus>, ControlError> {
+        let listeners = self.sensor.listeners_on(port);
+        if listeners.is_empty() {
+            return Err(ControlError::NoListener(port));
         }
-        let addr = SocketAddr::new(ip, bound_port);
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied && bound_port < 1024 {
-                " (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --port-offset 10000)"
-            } else {
-                ""
+        for l in &listeners {
+            l.start(&self.sensor, self.port_offset, &self.sessions)
+                .await
+                .map_err(ControlError::Bind)?;
+        }
+        Ok(listeners.iter().map(|l| l.status()).collect())
+    }
+
+    /// Stop accepting on `port`; running sessions finish unless `now`.
+    pub async fn disable(&self, port: u16, now: bool) -> Result<Vec<ListenerStatus>, ControlError> {
+        let listeners = self.sensor.listeners_on(port);
+        if listeners.is_empty() {
+            return Err(ControlError::NoListener(port));
+        }
+        for l in &listeners {
+            l.stop(&self.sensor, now).await;
+        }
+        Ok(listeners.iter().map(|l| l.status()).collect())
+    }
+
+    /// Serve `plugin` on `port` from the next connection on.
+    pub fn map(&self, port: u16, plugin: &str) -> Result<Vec<ListenerStatus>, ControlError> {
+        let listeners = self.sensor.listeners_on(port);
+        if listeners.is_empty() {
+            return Err(ControlError::NoListener(port));
+        }
+        if self.sensor.plugin(plugin).is_none() {
+            return Err(ControlError::NoPlugin(plugin.to_owned()));
+        }
+        for l in &listeners {
+            l.set_plugin(plugin);
+        }
+        tracing::info!(port, plugin, "listener remapped");
+        Ok(listeners.iter().map(|l| l.status()).collect())
+    }
+
+    /// Read the config file again and apply it: listeners added, removed,
+    /// switched or remapped; splice routes and plugin settings replaced.
+    /// Limits and the store are fixed at start (the engine's pool is sized
+    /// from them); a change to them is reported, not applied.
+    pub async fn reload(&self) -> Result<ReloadSummary, ControlError> {
+        let Some((path, overrides)) = &self.reload_from else {
+            return Err(ControlError::Reload(
+                "this sensor was not started from a config file".into(),
+            ));
+        };
+        let mut config = Config::load(path).map_err(|e| ControlError::Reload(e.to_string()))?;
+        overrides.apply(&mut config);
+        let mut summary = ReloadSummary::default();
+        let old = self.sensor.config();
+        if format!("{:?}", old.limits) != format!("{:?}", config.limits) {
+            summary
+                .errors
+                .push("[limits] changed: restart the sensor to apply".into());
+        }
+        if config.port_offset != self.port_offset {
+            summary
+                .errors
+                .push("port_offset changed: restart the sensor to apply".into());
+        }
+        *self.sensor.config.write().expect("config lock") = Arc::new(config.clone());
+
+        let current: Vec<Arc<Listener>> = self
+            .sensor
+            .listeners
+            .lock()
+            .expect("listeners lock")
+            .clone();
+        let mut keep = Vec::new();
+        for l in &config.listeners {
+            let port = *l.port.get_ref();
+            let plugin = l.plugin.get_ref();
+            let listener = match current.iter().find(|c| c.port == port && c.bind == l.bind) {
+                Some(existing) => {
+                    if existing.plugin() != *plugin {
+                        existing.set_plugin(plugin);
+                        summary.remapped.push(port);
+                    }
+                    existing.clone()
+                }
+                None => {
+                    summary.added.push(port);
+                    Listener::new(port, l.bind, plugin, l.enabled)
+                }
             };
-            format!("listener {port}: cannot bind {addr}: {e}{hint}")
-        })?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(%local, plugin = plugin_name, "listening");
+            if l.enabled && listener.bound().is_none() {
+                match listener
+                    .start(&self.sensor, self.port_offset, &self.sessions)
+                    .await
+                {
+                    Ok(_) => {
+                        if !summary.added.contains(&port) {
+                            summary.enabled.push(port);
+                        }
+                    }
+                    Err(message) => summary.errors.push(message),
+                }
+            } else if !l.enabled && listener.bound().is_some() {
+                listener.stop(&self.sensor, false).await;
+                summary.disabled.push(port);
+            }
+            keep.push(listener);
+        }
+        for old in &current {
+            if !keep.iter().any(|k| Arc::ptr_eq(k, old)) {
+                old.stop(&self.sensor, false).await;
+                summary.removed.push(old.port);
+            }
+        }
+        *self.sensor.listeners.lock().expect("listeners lock") = keep;
         self.sensor.events.emit(
             &Origin::sensor(),
-            "listener.enabled",
-            [
-                ("port".to_string(), Value::from(port)),
-                ("bound".to_string(), local.to_string().into()),
-                ("listener_plugin".to_string(), plugin_name.into()),
-            ],
+            "config.reloaded",
+            [(
+                "summary".to_string(),
+                serde_json::to_value(&summary).unwrap_or_default(),
+            )],
         );
-        let task = tokio::spawn(accept_loop(
-            self.sensor.clone(),
-            listener,
-            port,
-            plugin_name.to_owned(),
-            self.sessions.clone(),
-            self.stop_accepting.subscribe(),
-            self.end_sessions.subscribe(),
-        ));
-        self.accept_tasks.push(task);
-        Ok(local)
+        tracing::info!(?summary, "config reloaded");
+        Ok(summary)
     }
 
     /// Stop accepting, give sessions `grace` to finish, end the rest, and
     /// flush the store. Every acknowledged message is already durable; this
     /// makes the event log complete too.
-    pub async fn shutdown(self, grace: Duration) {
-        let _ = self.stop_accepting.send(true);
-        for task in self.accept_tasks {
-            let _ = task.await;
+    pub async fn shutdown(&self, grace: Duration) {
+        if let Some(task) = self.watcher.lock().expect("watcher lock").take() {
+            task.abort();
+        }
+        let listeners: Vec<Arc<Listener>> = self
+            .sensor
+            .listeners
+            .lock()
+            .expect("listeners lock")
+            .clone();
+        for l in &listeners {
+            l.stop(&self.sensor, false).await;
         }
         let max = self.sensor.limits.max_sessions;
-        let all_done = self.sessions.acquire_many(max);
-        if tokio::time::timeout(grace, all_done).await.is_err() {
+        if tokio::time::timeout(grace, self.sessions.acquire_many(max))
+            .await
+            .is_err()
+        {
             tracing::info!("grace period over; ending the remaining sessions");
-            let _ = self.end_sessions.send(true);
+            for l in &listeners {
+                l.end_sessions_now();
+            }
             let _ =
                 tokio::time::timeout(Duration::from_secs(5), self.sessions.acquire_many(max)).await;
         }
         self.sensor.store.close().await;
     }
-}
 
-async fn accept_loop(
-    sensor: Arc<Sensor>,
-    listener: TcpListener,
-    port: u16,
-    plugin_name: String,
-    sessions: Arc<Semaphore>,
-    mut stop: watch::Receiver<bool>,
-    end_sessions: watch::Receiver<bool>,
-) {
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
-        };
-        let (socket, peer) = match accepted {
-            Ok(pair) => {
-                backoff = Duration::from_millis(10);
-                pair
-            }
-            Err(err) => {
-                // Out of file descriptors and the like: wait rather than spin.
-                tracing::warn!(port, error = %err, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        serve(
-            &sensor,
-            socket,
-            peer,
-            port,
-            &plugin_name,
-            &sessions,
-            &end_sessions,
-        );
+    /// Undo a partial start: stop what was bound, close the store.
+    async fn abort(&self) {
+        let listeners: Vec<Arc<Listener>> = self
+            .sensor
+            .listeners
+            .lock()
+            .expect("listeners lock")
+            .clone();
+        for l in &listeners {
+            l.stop(&self.sensor, true).await;
+        }
+        self.sensor.store.close().await;
     }
-}
-
-/// Admit one connection (or refuse it, counted) and spawn its session.
-fn serve(
-    sensor: &Arc<Sensor>,
-    socket: TcpStream,
-    peer: SocketAddr,
-    port: u16,
-    plugin_name: &str,
-    sessions: &Arc<Semaphore>,
-    end_sessions: &watch::Receiver<bool>,
-) {
-    let Ok(permit) = sessions.clone().try_acquire_owned() else {
-        sensor.refuse(peer, port, plugin_name, "max-sessions");
-        return;
-    };
-    let ip = peer.ip().to_canonical();
-    if !sensor.admit(ip) {
-        sensor.refuse(peer, port, plugin_name, "max-sessions-per-ip");
-        return;
-    }
-    // Resolve the plugin per connection: a reloaded plugin serves new
-    // connections while running sessions keep the version they started on.
-    let Some(plugin) = sensor.plugin(plugin_name) else {
-        sensor.release(ip);
-        sensor.refuse(peer, port, plugin_name, "no-plugin");
-        return;
-    };
-    let sensor = sensor.clone();
-    let end = end_sessions.clone();
-    tokio::spawn(async move {
-        session::run(sensor.clone(), socket, peer, port, plugin, end).await;
-        sensor.release(ip);
-        drop(permit);
-    });
 }

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::events::{Origin, new_session_id};
 use crate::host_api::{HostState, SessionCounters, SessionLink};
 use crate::plugin::{Call, Plugin, PluginSession, Trap, wit};
+use crate::ratelimit::Bandwidth;
 use crate::server::Sensor;
 
 /// Bytes read from the socket at a time: a whole pipelined SMTP batch or a
@@ -73,6 +74,8 @@ enum Flow {
 /// The connection as the session loop tracks it.
 struct Connection {
     writer: OwnedWriteHalf,
+    /// This session's own byte budget (`limits.session_bytes_per_sec`).
+    bandwidth: Bandwidth,
     peer: SocketAddr,
     local: SocketAddr,
     /// The port the client connected to, before `port_offset`.
@@ -82,6 +85,14 @@ struct Connection {
     target: Option<wit::Target>,
     bytes_in: u64,
     bytes_out: u64,
+}
+
+impl Connection {
+    /// Spend `bytes` of the session's and the sensor's byte budgets.
+    async fn throttle(&self, sensor: &Sensor, bytes: usize) {
+        self.bandwidth.take(bytes).await;
+        sensor.bandwidth.take(bytes).await;
+    }
 }
 
 /// Serve one accepted connection to its end. Never panics on client input;
@@ -102,6 +113,7 @@ pub async fn run(
     let (mut reader, writer) = socket.into_split();
     let mut conn = Connection {
         writer,
+        bandwidth: Bandwidth::new(sensor.limits().session_bytes_per_sec),
         peer,
         local,
         port,
@@ -283,6 +295,7 @@ async fn drive(
                 if conn.bytes_in > limits.max_bytes_in {
                     break End::BytesInLimit;
                 }
+                conn.throttle(sensor, n).await;
                 let result = leg.call(Call::Data(&buf[..n])).await;
                 // Free the read buffer while the session waits again.
                 buf = Vec::new();
@@ -381,6 +394,7 @@ async fn carry_out(
                     return Err(End::BytesOutLimit);
                 }
                 conn.bytes_out += bytes.len() as u64;
+                conn.throttle(sensor, bytes.len()).await;
                 // A client that stops reading must not pin the session.
                 match tokio::time::timeout(idle, conn.writer.write_all(&bytes)).await {
                     Ok(Ok(())) => {}

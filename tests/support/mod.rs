@@ -39,7 +39,7 @@ pub fn wasm(name: &str) -> PathBuf {
 
 /// A sensor running in this process, with its own plugin and data folders.
 pub struct TestSensor {
-    pub server: Server,
+    pub server: std::sync::Arc<Server>,
     pub plugins: TempDir,
     pub data: TempDir,
     pub config: Config,
@@ -129,7 +129,7 @@ impl TestSensor {
         }
     }
 
-    pub async fn stop(self) {
+    pub async fn stop(&self) {
         self.server.shutdown(Duration::from_secs(2)).await;
     }
 }
@@ -285,4 +285,105 @@ pub fn messages(data: &std::path::Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("export line is JSON"))
         .collect()
+}
+
+/// A test-only plugin build kept apart from the regular outputs (e.g. the
+/// second version of the misbehaving guest).
+pub fn test_plugin(file: &str) -> PathBuf {
+    let path = wasm_dir().join("../../test-plugins").join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins first with `just plugins`",
+        path.display()
+    );
+    path
+}
+
+/// A `spampot run` process with its own folders, killed when dropped.
+pub struct SensorProcess {
+    pub child: std::process::Child,
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+}
+
+impl SensorProcess {
+    /// Start the binary with `config` (written to `sensor.toml` in a temp
+    /// folder that also holds `plugins/` with the named plugins) and wait
+    /// until `ready` accepts connections.
+    pub async fn start(plugins: &[&str], config: &str, ready: SocketAddr) -> SensorProcess {
+        let dir = TempDir::new().expect("temp dir");
+        let plugin_dir = dir.path().join("plugins");
+        std::fs::create_dir(&plugin_dir).unwrap();
+        for name in plugins {
+            std::fs::copy(wasm(name), plugin_dir.join(format!("{name}.wasm"))).unwrap();
+        }
+        let config_path = dir.path().join("sensor.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let child = std::process::Command::new(spampot_bin())
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start spampot");
+        let process = SensorProcess {
+            child,
+            dir,
+            config_path,
+        };
+        wait_listening(ready).await;
+        process
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Send a signal (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Run `spampot ARGS` (e.g. `ctl`) and return (success, stdout+stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new(spampot_bin())
+            .args(args)
+            .output()
+            .expect("run spampot");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+}
+
+impl Drop for SensorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until `addr` accepts a connection.
+pub async fn wait_listening(addr: SocketAddr) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing listening on {addr} after {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -1,0 +1,139 @@
+//! The client side of `spampot ctl` and `spampot status`: one HTTP/1.1
+//! request to the sensor's own admin API. This is the only outbound
+//! connection in the host, made by an operator's command to an address the
+//! operator names; no client session can reach it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Why a control request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(
+        "cannot reach the admin API at {addr}: {source} (is the sensor running? see [admin] bind)"
+    )]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the admin API at {0} did not answer in time")]
+    Timeout(SocketAddr),
+    #[error("unreadable answer from the admin API: {0}")]
+    Protocol(String),
+    #[error("{status}: {message}")]
+    Refused { status: u16, message: String },
+}
+
+/// Answers are small JSON documents; a sensor that hangs must not hang the CLI.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Send `method path` to the admin API and return the JSON body of a 2xx
+/// answer; other answers become [`CtlError::Refused`] with the API's message.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<serde_json::Value, CtlError> {
+    tokio::time::timeout(TIMEOUT, exchange(addr, method, path, token))
+        .await
+        .map_err(|_| CtlError::Timeout(addr))?
+}
+
+async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<serde_json::Value, CtlError> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| CtlError::Connect { addr, source })?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let io = |e: std::io::Error| CtlError::Protocol(e.to_string());
+    stream.write_all(head.as_bytes()).await.map_err(io)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.map_err(io)?;
+    let (status, body) = parse_response(&raw)?;
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
+    if (200..300).contains(&status) {
+        Ok(json)
+    } else {
+        let message = json
+            .get("error")
+            .and_then(|e| e.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| json.to_string());
+        Err(CtlError::Refused { status, message })
+    }
+}
+
+/// Status code and body of an HTTP/1.1 response (identity or chunked).
+fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), CtlError> {
+    let bad = |what: &str| CtlError::Protocol(what.to_owned());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad("headers are not text"))?;
+    let body = &raw[split + 4..];
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status code"))?;
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if !chunked {
+        return Ok((status, body.to_vec()));
+    }
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| bad("truncated chunk"))?;
+        let size = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .ok_or_else(|| bad("bad chunk size"))?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Ok((status, out));
+        }
+        let chunk = rest.get(..size).ok_or_else(|| bad("truncated chunk"))?;
+        out.extend_from_slice(chunk);
+        rest = rest.get(size + 2..).ok_or_else(|| bad("truncated chunk"))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_identity_and_chunked_bodies() {
+        let (status, body) =
+            parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"{}"[..]));
+        let (status, body) = parse_response(
+            b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(status, 404);
+        assert_eq!(body, b"{\"a\":1}");
+        assert!(parse_response(b"garbage").is_err());
+    }
+}

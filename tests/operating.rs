@@ -1,0 +1,395 @@
+//! Operating a sensor while it runs: plugins dropped in and swapped without
+//! a restart, ports switched off and on with `spampot ctl`, the config
+//! reloaded on SIGHUP, caps that refuse and count, status and metrics, the
+//! compile cache, and a graceful SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use spampot_blackbox::{
+    Client, SensorProcess, TestSensor, WAIT, free_port, test_plugin, wait_listening, wasm,
+};
+
+const PORT: u16 = 7777;
+
+/// Ask the misbehaving guest which version it is.
+async fn version(c: &mut Client) -> String {
+    c.send("version\n").await;
+    c.read_until("\n").await.trim().to_owned()
+}
+
+/// Replace a plugin file the way an operator should: write aside, rename.
+fn install(dir: &std::path::Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_plugin_serves_new_connections_while_old_sessions_finish_on_the_old_one() {
+    let sensor = TestSensor::start(&["misbehave"], &[(PORT, "misbehave")], "").await;
+    // TestSensor's config sets no plugin_poll_ms: the default second applies.
+    let mut old = Client::connect(sensor.addr(PORT)).await;
+    old.read_until("ready\n").await;
+    assert_eq!(version(&mut old).await, "0.1.0");
+
+    let v2 = std::fs::read(test_plugin("misbehave-v2.wasm")).unwrap();
+    install(sensor.plugins.path(), "misbehave.wasm", &v2);
+    sensor
+        .wait_event("plugin.loaded", |e| e["version"] == "2.0.0")
+        .await;
+
+    let mut new = Client::connect(sensor.addr(PORT)).await;
+    new.read_until("ready\n").await;
+    assert_eq!(version(&mut new).await, "2.0.0");
+    // The session that was open keeps the instance it started with.
+    assert_eq!(version(&mut old).await, "0.1.0");
+
+    // A corrupt file is refused; the version that works keeps serving.
+    install(
+        sensor.plugins.path(),
+        "misbehave.wasm",
+        b"\0asm this is not a component",
+    );
+    let rejected = sensor.wait_event("plugin.rejected", |_| true).await;
+    assert!(
+        rejected["error"]
+            .as_str()
+            .unwrap()
+            .contains("misbehave.wasm"),
+        "{rejected}"
+    );
+    let mut after = Client::connect(sensor.addr(PORT)).await;
+    after.read_until("ready\n").await;
+    assert_eq!(version(&mut after).await, "2.0.0");
+
+    // A removed file unloads the plugin: new connections are refused.
+    std::fs::remove_file(sensor.plugins.path().join("misbehave.wasm")).unwrap();
+    sensor.wait_event("plugin.unloaded", |_| true).await;
+    let mut refused = Client::connect(sensor.addr(PORT)).await;
+    assert!(refused.read_to_close().await.is_empty());
+    sensor
+        .wait_event("limit.refused", |e| e["reason"] == "no-plugin")
+        .await;
+    sensor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nth_plus_one_session_from_one_address_is_refused_and_counted() {
+    let sensor = TestSensor::start(
+        &["telnet"],
+        &[(23, "telnet")],
+        "[limits]\nmax_sessions_per_ip = 2\n",
+    )
+    .await;
+    let mut a = Client::connect(sensor.addr(23)).await;
+    a.read_until("login: ").await;
+    let mut b = Client::connect(sensor.addr(23)).await;
+    b.read_until("login: ").await;
+    let mut c = Client::connect(sensor.addr(23)).await;
+    assert!(
+        c.read_to_close().await.is_empty(),
+        "the third session was served"
+    );
+    let refused = sensor
+        .wait_event("limit.refused", |e| e["reason"] == "max-sessions-per-ip")
+        .await;
+    assert_eq!(refused["src_ip"], "127.0.0.1");
+    assert_eq!(refused["dst_port"], 23);
+    assert_eq!(sensor.server.sensor.stats.snapshot().refused, 1);
+    // When one leaves, the address may come back.
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut d = Client::connect(sensor.addr(23)).await;
+    d.read_until("login: ").await;
+    sensor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_rate_cap_refuses_the_excess() {
+    let sensor = TestSensor::start(
+        &["telnet"],
+        &[(23, "telnet")],
+        "[limits]\nmax_connections_per_ip_per_minute = 3\n",
+    )
+    .await;
+    for _ in 0..3 {
+        let mut c = Client::connect(sensor.addr(23)).await;
+        c.read_until("login: ").await;
+    }
+    let mut fourth = Client::connect(sensor.addr(23)).await;
+    assert!(fourth.read_to_close().await.is_empty());
+    sensor
+        .wait_event("limit.refused", |e| e["reason"] == "rate-per-ip")
+        .await;
+    sensor.stop().await;
+}
+
+fn sensor_config(admin: u16, listeners: &[(u16, &str)], extra: &str) -> String {
+    let mut text = format!(
+        "sensor = \"op\"\nplugin_dir = \"plugins\"\ndata_dir = \"data\"\nplugin_poll_ms = 200\n[admin]\nbind = \"127.0.0.1:{admin}\"\n{extra}"
+    );
+    for (port, plugin) in listeners {
+        text.push_str(&format!(
+            "[[listener]]\nport = {port}\nplugin = \"{plugin}\"\nbind = \"127.0.0.1\"\n"
+        ));
+    }
+    text
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_disables_and_enables_a_port_while_the_others_serve() {
+    let (admin, telnet, smtp) = (free_port(), free_port(), free_port());
+    let config = sensor_config(admin, &[(telnet, "telnet"), (smtp, "smtp")], "");
+    let sensor = SensorProcess::start(&["telnet", "smtp"], &config, addr(telnet)).await;
+    wait_listening(addr(admin)).await;
+    let admin_arg = format!("127.0.0.1:{admin}");
+
+    let (ok, out) = sensor.cli(&["ctl", "--admin", &admin_arg, "disable", &telnet.to_string()]);
+    assert!(ok, "{out}");
+    assert!(
+        tokio::net::TcpStream::connect(addr(telnet)).await.is_err(),
+        "a disabled port still accepts"
+    );
+    let mut c = Client::connect(addr(smtp)).await;
+    assert!(c.read_until("\r\n").await.starts_with("220 "));
+
+    let (ok, out) = sensor.cli(&["ctl", "--admin", &admin_arg, "list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("disabled"), "{out}");
+
+    let (ok, out) = sensor.cli(&["ctl", "--admin", &admin_arg, "enable", &telnet.to_string()]);
+    assert!(ok, "{out}");
+    let mut t = Client::connect(addr(telnet)).await;
+    t.read_until("login: ").await;
+
+    // Remap the port to another loaded plugin: the next connection gets it.
+    let (ok, out) = sensor.cli(&[
+        "ctl",
+        "--admin",
+        &admin_arg,
+        "map",
+        &telnet.to_string(),
+        "smtp",
+    ]);
+    assert!(ok, "{out}");
+    let mut m = Client::connect(addr(telnet)).await;
+    assert!(m.read_until("\r\n").await.starts_with("220 "));
+
+    // Mistakes are clear errors.
+    let (ok, out) = sensor.cli(&["ctl", "--admin", &admin_arg, "enable", "1"]);
+    assert!(!ok && out.contains("no listener on port 1"), "{out}");
+    let (ok, out) = sensor.cli(&[
+        "ctl",
+        "--admin",
+        &admin_arg,
+        "map",
+        &telnet.to_string(),
+        "nosuch",
+    ]);
+    assert!(!ok && out.contains("no plugin named \"nosuch\""), "{out}");
+    let (ok, out) = sensor.cli(&["ctl", "--admin", "127.0.0.1:1", "list"]);
+    assert!(!ok && out.contains("cannot reach the admin API"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_an_edited_config_binds_the_new_listener() {
+    let (admin, telnet, added) = (free_port(), free_port(), free_port());
+    let sensor = SensorProcess::start(
+        &["telnet", "smtp"],
+        &sensor_config(admin, &[(telnet, "telnet")], ""),
+        addr(telnet),
+    )
+    .await;
+    assert!(tokio::net::TcpStream::connect(addr(added)).await.is_err());
+    std::fs::write(
+        &sensor.config_path,
+        sensor_config(admin, &[(telnet, "telnet"), (added, "smtp")], ""),
+    )
+    .unwrap();
+    sensor.signal("HUP");
+    wait_listening(addr(added)).await;
+    let mut c = Client::connect(addr(added)).await;
+    assert!(c.read_until("\r\n").await.starts_with("220 "));
+    // A broken edit is refused and the running config stays.
+    std::fs::write(&sensor.config_path, "[[listener]]\nport = \"x\"\n").unwrap();
+    sensor.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut t = Client::connect(addr(telnet)).await;
+    t.read_until("login: ").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_metrics_answer_every_field_and_a_token_guards_them() {
+    let sensor = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
+    let server = sensor.server.clone();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let admin = spampot::admin::serve(
+        server.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        Some("s3cret".into()),
+        stop_rx,
+    )
+    .await
+    .unwrap();
+    let mut c = Client::connect(sensor.addr(25)).await;
+    c.read_until("\r\n").await;
+
+    let denied = spampot::ctl::request(admin, "GET", "/status", None).await;
+    assert!(
+        matches!(
+            denied,
+            Err(spampot::ctl::CtlError::Refused { status: 401, .. })
+        ),
+        "{denied:?}"
+    );
+    let status = spampot::ctl::request(admin, "GET", "/status", Some("s3cret"))
+        .await
+        .unwrap();
+    for key in [
+        "version",
+        "sensor",
+        "started_at",
+        "uptime_secs",
+        "clock",
+        "listeners",
+        "plugins",
+        "store",
+        "load_average",
+        "counters",
+    ] {
+        assert!(!status[key].is_null(), "status lacks {key}: {status}");
+    }
+    let l = &status["listeners"][0];
+    for key in [
+        "port",
+        "plugin",
+        "enabled",
+        "bound",
+        "sessions_now",
+        "sessions_total",
+    ] {
+        assert!(!l[key].is_null(), "listener lacks {key}: {l}");
+    }
+    assert_eq!(l["sessions_now"], 1);
+    let p = &status["plugins"][0];
+    for key in ["name", "version", "sha256", "loaded_at"] {
+        assert!(!p[key].is_null(), "plugin lacks {key}: {p}");
+    }
+    for key in ["size_bytes", "quota_bytes", "free_disk_bytes"] {
+        assert!(
+            status["store"][key].is_u64(),
+            "store lacks {key}: {}",
+            status["store"]
+        );
+    }
+    for key in [
+        "sessions",
+        "messages",
+        "recipients",
+        "bytes_in",
+        "bytes_out",
+        "traps",
+        "refused",
+    ] {
+        assert!(status["counters"][key].is_u64(), "counters lack {key}");
+    }
+    assert!(status["clock"]["unix_ms"].as_i64().unwrap() > 1_700_000_000_000);
+
+    let metrics = spampot::ctl::request(admin, "GET", "/metrics", Some("s3cret"))
+        .await
+        .unwrap();
+    let metrics = metrics.as_str().unwrap();
+    for name in [
+        "spampot_sessions_total 1",
+        "spampot_sessions_active 1",
+        "spampot_messages_total 0",
+        "spampot_traps_total 0",
+        "spampot_refused_total 0",
+        "spampot_store_blob_bytes",
+        "spampot_listener_sessions{port=\"25\",plugin=\"smtp\",enabled=\"true\"} 1",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
+    }
+    sensor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_plugins_are_cached_and_a_bad_cache_entry_is_ignored() {
+    let sensor = TestSensor::start(&["telnet"], &[(23, "telnet")], "").await;
+    sensor.stop().await;
+    let cache = sensor.data.path().join("compile-cache");
+    let entries: Vec<_> = walk(&cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    // Entries live under the engine's compatibility hash.
+    assert_eq!(entries[0].parent().unwrap().parent().unwrap(), cache);
+
+    // A damaged entry must not be loaded: the plugin is compiled again.
+    std::fs::write(&entries[0], b"not a compiled component").unwrap();
+    let text = format!(
+        "plugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[[listener]]\nport = {}\nplugin = \"telnet\"\nbind = \"127.0.0.1\"\n",
+        sensor.plugins.path(),
+        sensor.data.path(),
+        free_port()
+    );
+    let config = spampot::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+    let started = Instant::now();
+    let server = spampot::Server::start(config).await.expect("restart");
+    assert!(started.elapsed() < WAIT);
+    let mut c = Client::connect(server.bound()[0]).await;
+    c.read_until("login: ").await;
+    server.shutdown(Duration::from_secs(1)).await;
+    let _ = wasm("telnet");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_session_finish_then_flushes_and_exits() {
+    let (admin, smtp) = (free_port(), free_port());
+    let mut sensor = SensorProcess::start(
+        &["smtp"],
+        &sensor_config(admin, &[(smtp, "smtp")], ""),
+        addr(smtp),
+    )
+    .await;
+    let mut c = Client::connect(addr(smtp)).await;
+    c.read_until("\r\n").await;
+    sensor.signal("TERM");
+    // Stopped accepting, but the open session is still served.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.send("HELO late.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nSubject: last\r\n\r\nbye\r\n.\r\nQUIT\r\n")
+        .await;
+    let rest = String::from_utf8(c.read_to_close().await).unwrap();
+    assert!(rest.contains("221"), "{rest}");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = sensor.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the sensor did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    let events = std::fs::read_to_string(sensor.data().join("events.jsonl")).unwrap();
+    assert!(events.contains("\"eventid\":\"session.close\""), "{events}");
+    assert_eq!(spampot_blackbox::messages(&sensor.data()).len(), 1);
+}
