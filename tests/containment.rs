@@ -11,8 +11,10 @@ const TELNET: u16 = 2323;
 const BAD: u16 = 7777;
 
 /// Caps small enough to hit quickly, large enough for the guest to start.
+/// The deadline leaves room for a busy CI machine: only the endless loop
+/// should ever reach it.
 const LIMITS: &str =
-    "[limits]\ncall_deadline_ms = 100\nmax_plugin_memory = 16777216\nmax_bytes_out = 1048576\n";
+    "[limits]\ncall_deadline_ms = 1000\nmax_plugin_memory = 16777216\nmax_bytes_out = 1048576\n";
 
 async fn sensor() -> TestSensor {
     TestSensor::start(
@@ -111,7 +113,14 @@ async fn a_stack_overflow_traps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flooding_the_client_hits_the_byte_cap() {
-    let sensor = sensor().await;
+    // Building 4 MiB of output takes a few ms, more on a loaded CI box: give
+    // the call time, so that the byte cap is what stops it.
+    let sensor = TestSensor::start(
+        &["telnet", "misbehave"],
+        &[(TELNET, "telnet"), (BAD, "misbehave")],
+        "[limits]\ncall_deadline_ms = 5000\nmax_plugin_memory = 16777216\nmax_bytes_out = 1048576\n",
+    )
+    .await;
     let close = misbehave(&sensor, "flood 4").await;
     assert_eq!(close["reason"], "bytes-out-limit", "{close}");
     // Nothing past the cap reached the client: only the banner went out.

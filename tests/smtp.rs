@@ -112,7 +112,11 @@ fn count_files(dir: &std::path::Path) -> usize {
 
 /// One client that sends messages with unique bodies until the sensor
 /// dies, and returns the SHA-256 of every body that got a 250.
-async fn send_until_killed(addr: std::net::SocketAddr, client: usize) -> Vec<String> {
+async fn send_until_killed(
+    addr: std::net::SocketAddr,
+    client: usize,
+    acked_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<String> {
     let mut acked = Vec::new();
     let Ok(Ok(stream)) = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr)).await
     else {
@@ -143,6 +147,7 @@ async fn send_until_killed(addr: std::net::SocketAddr, client: usize) -> Vec<Str
         match c.try_read_until("\r\n").await {
             Some(line) if line.starts_with("250") => {
                 acked.push(hex(&Sha256::digest(body.as_bytes())));
+                acked_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             _ => return acked,
         }
@@ -187,21 +192,26 @@ async fn sigkill_during_load_loses_no_acknowledged_message() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    let acked_total = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let clients: Vec<_> = (0..8)
-        .map(|i| tokio::spawn(send_until_killed(addr, i)))
+        .map(|i| tokio::spawn(send_until_killed(addr, i, acked_total.clone())))
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill in the middle of the load, however fast this machine is.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked_total.load(std::sync::atomic::Ordering::Relaxed) < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "too few messages acknowledged to test"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     child.kill().expect("SIGKILL the sensor");
     child.wait().unwrap();
     let mut acked = Vec::new();
     for c in clients {
         acked.extend(c.await.unwrap());
     }
-    assert!(
-        acked.len() > 50,
-        "the load was too light to mean anything: {}",
-        acked.len()
-    );
+    assert!(acked.len() >= 200, "{} acknowledged", acked.len());
 
     // Reopen the data directory as a restarted sensor would.
     let stored: HashSet<String> = messages(&dir.path().join("data"))
