@@ -45,6 +45,7 @@
 //! - [`buffer`]: line splitting with bounded memory.
 //! - [`native`]: drives an emulator without wasm (tests, benchmarks).
 //! - [`testing`]: a scripted harness and an in-memory recorder for tests.
+//! - [`text`]: decoding helpers (base64).
 
 #![warn(missing_docs)]
 
@@ -52,6 +53,7 @@ pub mod buffer;
 pub mod context;
 pub mod native;
 pub mod testing;
+pub mod text;
 pub mod types;
 
 #[cfg(target_arch = "wasm32")]

@@ -21,7 +21,10 @@
 use sha2::{Digest, Sha256};
 
 use crate::native::NativeSession;
-use crate::{Action, Artifact, Config, ConnInfo, Emulator, Event, Host, SpliceRequest, StoreError};
+use crate::{
+    Action, Artifact, Config, ConnInfo, Emulator, Event, FieldValue, Host, SpliceRequest,
+    StoreError,
+};
 
 /// An in-memory [`Host`]: keeps every event, artifact and log line.
 #[derive(Debug, Default)]
@@ -200,4 +203,37 @@ impl<E: Emulator> Harness<E> {
         self.actions.extend(actions.iter().cloned());
         actions
     }
+}
+
+/// The text field `key` of `event`; panics (naming the event) if absent or
+/// of another type. For assertions in tests.
+pub fn text<'a>(event: &'a Event, key: &str) -> &'a str {
+    event
+        .get(key)
+        .and_then(FieldValue::as_text)
+        .unwrap_or_else(|| panic!("no text field {key} in {event:?}"))
+}
+
+/// The integer field `key` of `event`; panics if absent or of another type.
+pub fn int(event: &Event, key: &str) -> i64 {
+    event
+        .get(key)
+        .and_then(FieldValue::as_int)
+        .unwrap_or_else(|| panic!("no int field {key} in {event:?}"))
+}
+
+/// The flag field `key` of `event`; panics if absent or of another type.
+pub fn flag(event: &Event, key: &str) -> bool {
+    event
+        .get(key)
+        .and_then(FieldValue::as_flag)
+        .unwrap_or_else(|| panic!("no flag field {key} in {event:?}"))
+}
+
+/// The list field `key` of `event`; panics if absent or of another type.
+pub fn texts<'a>(event: &'a Event, key: &str) -> &'a [String] {
+    event
+        .get(key)
+        .and_then(FieldValue::as_texts)
+        .unwrap_or_else(|| panic!("no texts field {key} in {event:?}"))
 }

@@ -132,6 +132,22 @@ impl FieldValue {
             _ => None,
         }
     }
+
+    /// The value as a flag, if it is one.
+    pub fn as_flag(&self) -> Option<bool> {
+        match self {
+            FieldValue::Flag(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The value as a list of texts, if it is one.
+    pub fn as_texts(&self) -> Option<&[String]> {
+        match self {
+            FieldValue::Texts(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 /// One observation for the event log. The host adds the common fields

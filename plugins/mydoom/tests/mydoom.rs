@@ -2,7 +2,8 @@
 
 use mydoom::{MAGIC, MyDoom};
 use spampot_sdk::testing::Harness;
-use spampot_sdk::{ArtifactKind, Config, ConnInfo, Event, FieldValue, StoreError};
+use spampot_sdk::testing::{flag, int, text};
+use spampot_sdk::{ArtifactKind, Config, ConnInfo, Event, StoreError};
 
 fn session_with(config: Config) -> Harness<MyDoom> {
     let mut h = Harness::<MyDoom>::with_config(ConnInfo::test(3127), config);
@@ -12,27 +13,6 @@ fn session_with(config: Config) -> Harness<MyDoom> {
 
 fn session() -> Harness<MyDoom> {
     session_with(Config::default())
-}
-
-fn text<'a>(event: &'a Event, key: &str) -> &'a str {
-    event
-        .get(key)
-        .and_then(FieldValue::as_text)
-        .unwrap_or_else(|| panic!("no text field {key} in {event:?}"))
-}
-
-fn int(event: &Event, key: &str) -> i64 {
-    event
-        .get(key)
-        .and_then(FieldValue::as_int)
-        .unwrap_or_else(|| panic!("no int field {key} in {event:?}"))
-}
-
-fn flag(event: &Event, key: &str) -> bool {
-    match event.get(key) {
-        Some(FieldValue::Flag(b)) => *b,
-        other => panic!("no flag field {key}: {other:?}"),
-    }
 }
 
 fn upload_event(h: &Harness<MyDoom>) -> Event {

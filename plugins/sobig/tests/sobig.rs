@@ -3,7 +3,8 @@
 
 use sobig::Sobig;
 use spampot_sdk::testing::Harness;
-use spampot_sdk::{Config, ConnInfo, Emulator, Event, FieldValue};
+use spampot_sdk::testing::{int, text};
+use spampot_sdk::{Config, ConnInfo, Emulator, Event};
 
 fn session_with(config: Config) -> Harness<Sobig> {
     let mut h = Harness::<Sobig>::with_config(ConnInfo::test(3382), config);
@@ -14,20 +15,6 @@ fn session_with(config: Config) -> Harness<Sobig> {
 
 fn session() -> Harness<Sobig> {
     session_with(Config::default())
-}
-
-fn text<'a>(event: &'a Event, key: &str) -> &'a str {
-    event
-        .get(key)
-        .and_then(FieldValue::as_text)
-        .unwrap_or_else(|| panic!("no text field {key} in {event:?}"))
-}
-
-fn int(event: &Event, key: &str) -> i64 {
-    event
-        .get(key)
-        .and_then(FieldValue::as_int)
-        .unwrap_or_else(|| panic!("no int field {key} in {event:?}"))
 }
 
 fn request(h: &Harness<Sobig>) -> Event {

@@ -4,34 +4,7 @@
 /// Decode standard base64 (RFC 4648), padding optional, surrounding white
 /// space ignored. `None` for anything that is not base64.
 pub fn decode_base64(input: &str) -> Option<Vec<u8>> {
-    let input = input.trim().as_bytes();
-    let data = input
-        .strip_suffix(b"==")
-        .or_else(|| input.strip_suffix(b"="))
-        .unwrap_or(input);
-    if data.len() % 4 == 1 || (data.len() != input.len() && !input.len().is_multiple_of(4)) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in data {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    spampot_sdk::text::decode_base64(input.as_bytes())
 }
 
 /// Seconds since the Unix epoch, from the host's wall clock (0 if the clock

@@ -9,7 +9,8 @@ mod store;
 
 use smtp::Smtp;
 use spampot_sdk::testing::Harness;
-use spampot_sdk::{Config, ConnInfo, Event, FieldValue, Target};
+pub use spampot_sdk::testing::{flag, int, text, texts};
+use spampot_sdk::{Config, ConnInfo, Target};
 
 /// The host name the tests configure, so replies can be compared exactly.
 pub const HOST: &str = "mail.example.com.br";
@@ -50,34 +51,6 @@ pub fn start_message(h: &mut Harness<Smtp>, rcpts: &[&str]) {
         text.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n"),
         "{text}"
     );
-}
-
-pub fn text<'a>(event: &'a Event, key: &str) -> &'a str {
-    event
-        .get(key)
-        .and_then(FieldValue::as_text)
-        .unwrap_or_else(|| panic!("no text field {key} in {event:?}"))
-}
-
-pub fn int(event: &Event, key: &str) -> i64 {
-    event
-        .get(key)
-        .and_then(FieldValue::as_int)
-        .unwrap_or_else(|| panic!("no int field {key} in {event:?}"))
-}
-
-pub fn flag(event: &Event, key: &str) -> bool {
-    match event.get(key) {
-        Some(FieldValue::Flag(b)) => *b,
-        other => panic!("no flag field {key}: {other:?}"),
-    }
-}
-
-pub fn texts<'a>(event: &'a Event, key: &str) -> &'a [String] {
-    match event.get(key) {
-        Some(FieldValue::Texts(v)) => v,
-        other => panic!("no texts field {key}: {other:?}"),
-    }
 }
 
 /// The queue id in a Postfix `250 2.0.0 Ok: queued as ID` reply.

@@ -6,7 +6,8 @@ mod v5;
 
 use socks::SocksProxy;
 use spampot_sdk::testing::Harness;
-use spampot_sdk::{Config, ConnInfo, Event, FieldValue};
+pub use spampot_sdk::testing::{flag, int, text};
+use spampot_sdk::{Config, ConnInfo, Event};
 
 pub fn session() -> Harness<SocksProxy> {
     session_with(Config::default())
@@ -24,27 +25,6 @@ pub fn request(h: &Harness<SocksProxy>) -> Event {
     let events = h.events("proxy.request");
     assert_eq!(events.len(), 1, "{events:?}");
     events[0].clone()
-}
-
-pub fn text<'a>(event: &'a Event, key: &str) -> &'a str {
-    event
-        .get(key)
-        .and_then(FieldValue::as_text)
-        .unwrap_or_else(|| panic!("no text field {key} in {event:?}"))
-}
-
-pub fn int(event: &Event, key: &str) -> i64 {
-    event
-        .get(key)
-        .and_then(FieldValue::as_int)
-        .unwrap_or_else(|| panic!("no int field {key} in {event:?}"))
-}
-
-pub fn flag(event: &Event, key: &str) -> bool {
-    match event.get(key) {
-        Some(FieldValue::Flag(b)) => *b,
-        other => panic!("no flag field {key}: {other:?}"),
-    }
 }
 
 /// Assert the four common fields of a `proxy.request`.
