@@ -149,14 +149,15 @@ fn artifact_kind(kind: wit::ArtifactKind) -> &'static str {
 
 impl WitTypesHost for HostState {}
 
-impl WitHost for HostState {
-    async fn emit(&mut self, event: wit::Event) -> wasmtime::Result<()> {
+impl HostState {
+    /// `emit`, metered: over the session's cap, events are counted, not kept.
+    pub fn emit_event(&mut self, event: wit::Event) {
         let Some(link) = self.link.as_mut() else {
-            return Ok(());
+            return;
         };
         if link.counters.events >= link.limits.max_events_per_session {
             link.counters.events_dropped += 1;
-            return Ok(());
+            return;
         }
         link.counters.events += 1;
         let kind = event_kind(event.kind);
@@ -166,26 +167,40 @@ impl WitHost for HostState {
             .take(MAX_FIELDS)
             .map(|(k, v)| (truncate(k), field_value(v)));
         link.events.emit(&link.origin, &kind, fields);
-        Ok(())
     }
 
-    async fn store_artifact(
-        &mut self,
-        artifact: wit::Artifact,
-    ) -> wasmtime::Result<Result<String, wit::StoreError>> {
+    /// `log`, rate-limited per session.
+    pub fn log_line(&mut self, message: String) {
         let Some(link) = self.link.as_mut() else {
-            return Ok(Err(wit::StoreError::Io("no store while loading".into())));
+            return;
+        };
+        link.counters.log_lines += 1;
+        if link.counters.log_lines <= MAX_LOG_LINES {
+            tracing::info!(
+                target: "spampot::plugin",
+                session = %link.origin.session,
+                plugin = %link.origin.plugin,
+                "{}",
+                truncate(message).escape_debug()
+            );
+        }
+    }
+
+    /// `store-artifact`: size-checked, stored durably, counted.
+    pub async fn store(&mut self, artifact: wit::Artifact) -> Result<String, wit::StoreError> {
+        let Some(link) = self.link.as_mut() else {
+            return Err(wit::StoreError::Io("no store while loading".into()));
         };
         let limits = &link.limits;
         if artifact.data.len() as u64 > limits.max_artifact_bytes {
-            return Ok(Err(wit::StoreError::TooLarge(limits.max_artifact_bytes)));
+            return Err(wit::StoreError::TooLarge(limits.max_artifact_bytes));
         }
         let meta_bytes: usize = artifact.meta.iter().map(|(k, v)| k.len() + v.len()).sum();
         if meta_bytes > MAX_META_BYTES {
-            return Ok(Err(wit::StoreError::TooLarge(MAX_META_BYTES as u64)));
+            return Err(wit::StoreError::TooLarge(MAX_META_BYTES as u64));
         }
         if link.counters.artifacts >= limits.max_artifacts_per_session {
-            return Ok(Err(wit::StoreError::SessionLimit));
+            return Err(wit::StoreError::SessionLimit);
         }
         link.counters.artifacts += 1;
 
@@ -213,7 +228,7 @@ impl WitHost for HostState {
             link.counters.messages += 1;
             link.stats.count_message(recipients);
         }
-        Ok(match outcome {
+        match outcome {
             Ok(PutOutcome::Stored { sha256, size, .. }) => {
                 link.events.emit(
                     &link.origin,
@@ -229,23 +244,25 @@ impl WitHost for HostState {
             Ok(PutOutcome::OverQuota { .. }) => Err(wit::StoreError::QuotaExceeded),
             Err(PutError::Io(msg)) => Err(wit::StoreError::Io(msg)),
             Err(PutError::Closed) => Err(wit::StoreError::Io("the store is shutting down".into())),
-        })
+        }
+    }
+}
+
+impl WitHost for HostState {
+    async fn emit(&mut self, event: wit::Event) -> wasmtime::Result<()> {
+        self.emit_event(event);
+        Ok(())
+    }
+
+    async fn store_artifact(
+        &mut self,
+        artifact: wit::Artifact,
+    ) -> wasmtime::Result<Result<String, wit::StoreError>> {
+        Ok(self.store(artifact).await)
     }
 
     async fn log(&mut self, message: String) -> wasmtime::Result<()> {
-        let Some(link) = self.link.as_mut() else {
-            return Ok(());
-        };
-        link.counters.log_lines += 1;
-        if link.counters.log_lines <= MAX_LOG_LINES {
-            tracing::info!(
-                target: "spampot::plugin",
-                session = %link.origin.session,
-                plugin = %link.origin.plugin,
-                "{}",
-                truncate(message).escape_debug()
-            );
-        }
+        self.log_line(message);
         Ok(())
     }
 }

@@ -22,6 +22,7 @@
 //! - [`store`]: the capture store — SQLite, content-addressed bodies, `events.jsonl`.
 //! - [`events`]: the event vocabulary's common fields.
 //! - [`registry`]: plugins by name, loaded from the plugin directory.
+//! - [`native`]: plugins linked in as plain Rust, to measure the sandbox's cost.
 //! - [`config`]: the TOML config and its defaults.
 //! - [`admin`]: status page, dashboard and metrics over HTTP.
 //! - [`stats`]: counters since start.
@@ -34,6 +35,7 @@ pub mod ctl;
 pub mod events;
 pub mod host_api;
 pub mod listener;
+pub mod native;
 pub mod plugin;
 pub mod ratelimit;
 pub mod registry;

@@ -22,6 +22,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::config::Limits;
 use crate::host_api::HostState;
+use crate::native::{NativeFactory, NativeHost, NativeLeg};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -217,8 +218,10 @@ impl Runtime {
                 message: e.to_string(),
             })??;
         let mut plugin = Plugin {
-            runtime: self.clone(),
-            pre,
+            backend: Backend::Wasm {
+                runtime: self.clone(),
+                pre,
+            },
             loaded_at: crate::events::now_rfc3339(),
             info: wit::PluginInfo {
                 name: String::new(),
@@ -383,10 +386,20 @@ fn engine_config(limits: &Limits, pooling: bool) -> wasmtime::Config {
     config
 }
 
-/// One compiled plugin, ready to instantiate.
+/// How a plugin runs.
+enum Backend {
+    /// A compiled component, instantiated in its own `Store` per session.
+    Wasm {
+        runtime: Arc<Runtime>,
+        pre: PluginPre<HostState>,
+    },
+    /// The same emulator linked into the host (benchmarks: the sandbox's cost).
+    Native(Arc<dyn NativeFactory>),
+}
+
+/// One plugin, ready to start sessions.
 pub struct Plugin {
-    runtime: Arc<Runtime>,
-    pre: PluginPre<HostState>,
+    backend: Backend,
     /// What the plugin said about itself at load time.
     pub info: wit::PluginInfo,
     pub path: PathBuf,
@@ -401,16 +414,25 @@ impl Plugin {
         &self.info.name
     }
 
+    /// A plugin linked into the host, for comparing with its component.
+    pub fn native(factory: Arc<dyn NativeFactory>) -> Arc<Plugin> {
+        Arc::new(Plugin {
+            info: factory.describe(),
+            backend: Backend::Native(factory),
+            path: PathBuf::from("<native>"),
+            sha256: "native".into(),
+            loaded_at: crate::events::now_rfc3339(),
+        })
+    }
+
     async fn describe(&self) -> Result<wit::PluginInfo, Trap> {
-        let mut store = self
-            .runtime
-            .new_store(HostState::detached(&self.runtime.limits));
+        let (runtime, pre) = match &self.backend {
+            Backend::Wasm { runtime, pre } => (runtime, pre),
+            Backend::Native(factory) => return Ok(factory.describe()),
+        };
+        let mut store = runtime.new_store(HostState::detached(&runtime.limits));
         store.data_mut().meter.start_call();
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(classify)?;
+        let instance = pre.instantiate_async(&mut store).await.map_err(classify)?;
         store.set_epoch_deadline(1);
         instance
             .spampot_emulator_emulator()
@@ -419,21 +441,30 @@ impl Plugin {
             .map_err(classify)
     }
 
-    /// A new sandboxed instance for one session.
+    /// A new session: a sandboxed instance (or a native emulator value).
     pub async fn start_session(
         self: &Arc<Self>,
         state: HostState,
         conn: wit::ConnInfo,
         settings: Vec<(String, String)>,
     ) -> Result<PluginSession, Trap> {
-        let mut store = self.runtime.new_store(state);
+        let (runtime, pre) = match &self.backend {
+            Backend::Wasm { runtime, pre } => (runtime, pre),
+            Backend::Native(factory) => {
+                let leg = factory.start(
+                    &crate::native::conn_from_wit(&conn),
+                    &spampot_sdk::Config(settings),
+                );
+                return Ok(PluginSession {
+                    plugin: self.clone(),
+                    instance: Instance::Native { state, leg },
+                });
+            }
+        };
+        let mut store = runtime.new_store(state);
         store.data_mut().meter.start_call();
         store.set_epoch_deadline(1);
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(classify)?;
+        let instance = pre.instantiate_async(&mut store).await.map_err(classify)?;
         let session = instance
             .spampot_emulator_emulator()
             .session()
@@ -442,22 +473,34 @@ impl Plugin {
             .map_err(classify)?;
         Ok(PluginSession {
             plugin: self.clone(),
-            store,
-            instance,
-            session,
-            dead: false,
+            instance: Instance::Wasm {
+                store,
+                instance,
+                session,
+                dead: false,
+            },
         })
     }
 }
 
-/// One plugin instance serving one session, in its own `Store`.
+/// One session of a plugin: for a component, an instance in its own `Store`.
 pub struct PluginSession {
     pub plugin: Arc<Plugin>,
-    store: Store<HostState>,
-    instance: PluginWorld,
-    session: ResourceAny,
-    /// A trapped instance refuses further calls.
-    dead: bool,
+    instance: Instance,
+}
+
+enum Instance {
+    Wasm {
+        store: Store<HostState>,
+        instance: PluginWorld,
+        session: ResourceAny,
+        /// A trapped instance refuses further calls.
+        dead: bool,
+    },
+    Native {
+        state: HostState,
+        leg: Box<dyn NativeLeg>,
+    },
 }
 
 /// Which export to call.
@@ -470,43 +513,82 @@ pub enum Call<'a> {
 impl PluginSession {
     /// The host-side state of this session (counters, origin).
     pub fn state(&self) -> &HostState {
-        self.store.data()
+        match &self.instance {
+            Instance::Wasm { store, .. } => store.data(),
+            Instance::Native { state, .. } => state,
+        }
     }
 
     pub fn state_mut(&mut self) -> &mut HostState {
-        self.store.data_mut()
+        match &mut self.instance {
+            Instance::Wasm { store, .. } => store.data_mut(),
+            Instance::Native { state, .. } => state,
+        }
     }
 
     /// Call one export under the deadline; a trap poisons the instance.
     pub async fn call(&mut self, call: Call<'_>) -> Result<Vec<wit::Action>, Trap> {
-        if self.dead {
+        let (store, instance, session, dead) = match &mut self.instance {
+            Instance::Wasm {
+                store,
+                instance,
+                session,
+                dead,
+            } => (store, instance, *session, dead),
+            Instance::Native { state, leg } => {
+                let mut host = NativeHost(state);
+                let actions = match call {
+                    Call::Open => leg.on_open(&mut host),
+                    Call::Data(bytes) => leg.on_data(bytes, &mut host),
+                    Call::Timeout => leg.on_timeout(&mut host),
+                };
+                return Ok(actions
+                    .into_iter()
+                    .map(crate::native::action_to_wit)
+                    .collect());
+            }
+        };
+        if *dead {
             return Err(Trap::Guest("instance already trapped".into()));
         }
-        self.store.data_mut().meter.start_call();
-        self.store.set_epoch_deadline(1);
-        let api = self.instance.spampot_emulator_emulator().session();
+        store.data_mut().meter.start_call();
+        store.set_epoch_deadline(1);
+        let api = instance.spampot_emulator_emulator().session();
         let result = match call {
-            Call::Open => api.call_on_open(&mut self.store, self.session).await,
-            Call::Data(bytes) => api.call_on_data(&mut self.store, self.session, bytes).await,
-            Call::Timeout => api.call_on_timeout(&mut self.store, self.session).await,
+            Call::Open => api.call_on_open(&mut *store, session).await,
+            Call::Data(bytes) => api.call_on_data(&mut *store, session, bytes).await,
+            Call::Timeout => api.call_on_timeout(&mut *store, session).await,
         };
         result.map_err(|e| {
-            self.dead = true;
+            *dead = true;
             classify(e)
         })
     }
 
     /// Tell the plugin the connection is gone; errors only matter for the log.
     pub async fn close(&mut self) -> Result<(), Trap> {
-        if self.dead {
-            return Ok(());
+        match &mut self.instance {
+            Instance::Wasm {
+                store,
+                instance,
+                session,
+                dead,
+            } => {
+                if *dead {
+                    return Ok(());
+                }
+                store.data_mut().meter.start_call();
+                store.set_epoch_deadline(1);
+                let api = instance.spampot_emulator_emulator().session();
+                let result = api.call_on_close(&mut *store, *session).await;
+                *dead = true;
+                result.map_err(classify)
+            }
+            Instance::Native { state, leg } => {
+                leg.on_close(&mut NativeHost(state));
+                Ok(())
+            }
         }
-        self.store.data_mut().meter.start_call();
-        self.store.set_epoch_deadline(1);
-        let api = self.instance.spampot_emulator_emulator().session();
-        let result = api.call_on_close(&mut self.store, self.session).await;
-        self.dead = true;
-        result.map_err(classify)
     }
 }
 

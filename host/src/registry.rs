@@ -66,6 +66,14 @@ impl Registry {
         Ok(plugin)
     }
 
+    /// Make `plugin` current for its name (natively linked plugins).
+    pub fn insert(&self, plugin: Arc<Plugin>) {
+        self.plugins
+            .write()
+            .expect("registry lock")
+            .insert(plugin.name().to_owned(), plugin);
+    }
+
     /// Forget the plugin loaded from `path`, if it is still the current
     /// version of its name; returns the name. Running sessions keep it.
     pub fn unload(&self, path: &Path) -> Option<String> {

@@ -206,6 +206,24 @@ impl Server {
         config: Config,
         reload_from: Option<(PathBuf, Overrides)>,
     ) -> Result<Arc<Server>, StartError> {
+        Self::start_inner(config, reload_from, Vec::new()).await
+    }
+
+    /// Start with some plugins linked in natively instead of loaded as
+    /// components (they win over a `.wasm` of the same name). For
+    /// benchmarks that measure what the sandbox costs; never for serving.
+    pub async fn start_native(
+        config: Config,
+        natives: Vec<Arc<dyn crate::native::NativeFactory>>,
+    ) -> Result<Arc<Server>, StartError> {
+        Self::start_inner(config, None, natives).await
+    }
+
+    async fn start_inner(
+        config: Config,
+        reload_from: Option<(PathBuf, Overrides)>,
+        natives: Vec<Arc<dyn crate::native::NativeFactory>>,
+    ) -> Result<Arc<Server>, StartError> {
         let data_dir = config.resolve(&config.data_dir);
         let store = CaptureStore::open(StoreConfig {
             data_dir: data_dir.clone(),
@@ -268,6 +286,14 @@ impl Server {
         };
         for result in &loaded {
             crate::registry::report_load(&sensor.events, result);
+        }
+        for factory in natives {
+            let plugin = Plugin::native(factory);
+            tracing::warn!(
+                plugin = plugin.name(),
+                "native plugin: not sandboxed (benchmarks only)"
+            );
+            sensor.registry.insert(plugin);
         }
         tracing::info!(
             plugins = loaded.iter().filter(|r| r.is_ok()).count(),

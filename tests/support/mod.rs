@@ -50,6 +50,16 @@ impl TestSensor {
     /// 127.0.0.1 with the named plugins installed; `extra` is appended to
     /// the config (limits, plugin settings).
     pub async fn start(plugins: &[&str], listeners: &[(u16, &str)], extra: &str) -> TestSensor {
+        Self::start_with(plugins, Vec::new(), listeners, extra).await
+    }
+
+    /// Like [`start`](Self::start), with plugins linked in natively.
+    pub async fn start_with(
+        plugins: &[&str],
+        natives: Vec<std::sync::Arc<dyn spampot::native::NativeFactory>>,
+        listeners: &[(u16, &str)],
+        extra: &str,
+    ) -> TestSensor {
         let plugin_dir = TempDir::new().expect("temp plugin dir");
         for name in plugins {
             std::fs::copy(wasm(name), plugin_dir.path().join(format!("{name}.wasm")))
@@ -74,7 +84,7 @@ impl TestSensor {
             text.push_str(extra);
             let config = Config::parse(&text, std::path::Path::new("test.toml"))
                 .unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
-            match Server::start(config.clone()).await {
+            match Server::start_native(config.clone(), natives.clone()).await {
                 Ok(server) => {
                     return TestSensor {
                         server,
