@@ -393,3 +393,41 @@ async fn sigterm_lets_a_session_finish_then_flushes_and_exits() {
     assert!(events.contains("\"eventid\":\"session.close\""), "{events}");
     assert_eq!(spampot_blackbox::messages(&sensor.data()).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_is_counted_in_full_but_logged_at_a_bounded_rate() {
+    let sensor = TestSensor::start(
+        &["telnet"],
+        &[(23, "telnet")],
+        "[limits]\nmax_sessions_per_ip = 1\n",
+    )
+    .await;
+    let mut held = Client::connect(sensor.addr(23)).await;
+    held.read_until("login: ").await;
+    for _ in 0..60 {
+        let mut c = Client::connect(sensor.addr(23)).await;
+        assert!(c.read_to_close().await.is_empty());
+    }
+    assert_eq!(sensor.server.sensor.stats.snapshot().refused, 60);
+    drop(held);
+    sensor.stop().await;
+    let text = std::fs::read_to_string(sensor.data.path().join("events.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let logged = events
+        .iter()
+        .filter(|e| e["eventid"] == "limit.refused")
+        .count() as u64;
+    let suppressed: u64 = events
+        .iter()
+        .filter(|e| e["eventid"] == "limit.suppressed")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert!(
+        logged <= 40,
+        "{logged} refusal events for 60 refusals in ~1 s"
+    );
+    assert_eq!(logged + suppressed, 60);
+}

@@ -457,7 +457,10 @@ impl Plugin {
                 );
                 return Ok(PluginSession {
                     plugin: self.clone(),
-                    instance: Instance::Native { state, leg },
+                    instance: Instance::Native {
+                        state: Box::new(state),
+                        leg,
+                    },
                 });
             }
         };
@@ -498,7 +501,8 @@ enum Instance {
         dead: bool,
     },
     Native {
-        state: HostState,
+        // Boxed: a HostState is much larger than a Store handle.
+        state: Box<HostState>,
         leg: Box<dyn NativeLeg>,
     },
 }
@@ -515,14 +519,14 @@ impl PluginSession {
     pub fn state(&self) -> &HostState {
         match &self.instance {
             Instance::Wasm { store, .. } => store.data(),
-            Instance::Native { state, .. } => state,
+            Instance::Native { state, .. } => state.as_ref(),
         }
     }
 
     pub fn state_mut(&mut self) -> &mut HostState {
         match &mut self.instance {
             Instance::Wasm { store, .. } => store.data_mut(),
-            Instance::Native { state, .. } => state,
+            Instance::Native { state, .. } => state.as_mut(),
         }
     }
 

@@ -53,6 +53,16 @@ pub enum ControlError {
     Reload(String),
 }
 
+/// Refusal events logged per second before they are only counted.
+const MAX_REFUSAL_EVENTS_PER_SEC: u32 = 20;
+
+/// The current second's refusal logging.
+struct RefusalLog {
+    window: Instant,
+    logged: u32,
+    suppressed: HashMap<&'static str, u64>,
+}
+
 /// State shared by every session of the sensor.
 pub struct Sensor {
     pub events: EventLog,
@@ -69,6 +79,7 @@ pub struct Sensor {
     /// The sensor-wide byte budget shared by every session (0 = unlimited).
     pub bandwidth: Bandwidth,
     listeners: Mutex<Vec<Arc<Listener>>>,
+    refusals: Mutex<RefusalLog>,
 }
 
 impl Sensor {
@@ -137,14 +148,45 @@ impl Sensor {
         }
     }
 
-    pub(crate) fn refuse(&self, peer: SocketAddr, port: u16, plugin: &str, reason: &str) {
+    /// Count a refused connection, and log it — up to a rate: a flood of
+    /// refusals must not become a flood of log lines. Past the rate, each
+    /// second's refusals are summed in one `limit.suppressed` event.
+    pub(crate) fn refuse(&self, peer: SocketAddr, port: u16, plugin: &str, reason: &'static str) {
         self.stats.refused.fetch_add(1, Relaxed);
-        let origin = Origin::new(String::new(), peer, port, plugin);
-        self.events.emit(
-            &origin,
-            "limit.refused",
-            [("reason".to_string(), Value::from(reason))],
-        );
+        let mut log = self.refusals.lock().expect("refusals lock");
+        if log.window.elapsed() >= Duration::from_secs(1) {
+            self.flush_refusals(&mut log);
+        }
+        if log.logged < MAX_REFUSAL_EVENTS_PER_SEC {
+            log.logged += 1;
+            let origin = Origin::new(String::new(), peer, port, plugin);
+            self.events.emit(
+                &origin,
+                "limit.refused",
+                [("reason".to_string(), Value::from(reason))],
+            );
+        } else {
+            *log.suppressed.entry(reason).or_insert(0) += 1;
+        }
+    }
+
+    fn flush_refusals(&self, log: &mut RefusalLog) {
+        for (reason, count) in log.suppressed.drain() {
+            self.events.emit(
+                &Origin::sensor(),
+                "limit.suppressed",
+                [
+                    ("reason".to_string(), Value::from(reason)),
+                    ("count".to_string(), count.into()),
+                    (
+                        "window_ms".to_string(),
+                        (log.window.elapsed().as_millis() as u64).into(),
+                    ),
+                ],
+            );
+        }
+        log.window = Instant::now();
+        log.logged = 0;
     }
 }
 
@@ -255,6 +297,11 @@ impl Server {
             rate: RateLimiter::per_minute(limits.max_connections_per_ip_per_minute),
             bandwidth: Bandwidth::new(limits.sensor_bytes_per_sec),
             listeners: Mutex::new(Vec::new()),
+            refusals: Mutex::new(RefusalLog {
+                window: Instant::now(),
+                logged: 0,
+                suppressed: HashMap::new(),
+            }),
         });
         tracing::info!(pooling = runtime.pooling, "wasm engine ready");
 
@@ -516,6 +563,10 @@ impl Server {
             }
             let _ =
                 tokio::time::timeout(Duration::from_secs(5), self.sessions.acquire_many(max)).await;
+        }
+        {
+            let mut log = self.sensor.refusals.lock().expect("refusals lock");
+            self.sensor.flush_refusals(&mut log);
         }
         self.sensor.store.close().await;
     }
