@@ -43,6 +43,9 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks: print every figure with its target.
-bench: plugins
-    cargo run --release -p spampot-bench -- all
+# Benchmarks: print every figure with its target (installs Postfix's
+# smtp-source/smtp-sink if missing; ends by itself in a few minutes).
+bench: build
+    command -v smtp-source >/dev/null || (echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix)
+    cargo build --release -p spampot-loadgen -p spampot-bench
+    ./target/release/spampot-bench all

@@ -6,7 +6,14 @@
 //! - `idle-sessions [N]`: RSS of a real `spampot` process (release build)
 //!   holding N idle SMTP sessions, per session; and whether session N+1 is
 //!   refused by the default cap.
-//! - `all`: both.
+//! - `smtp-sink`: Postfix's `smtp-source` (20 sessions, one 5 KB message
+//!   of 9 recipients each) into spampot's SMTP emulator, every message
+//!   stored, against Postfix's `smtp-sink` (discards) in the same run.
+//! - `spliced`: messages/s through HTTP CONNECT and SOCKS5 (spliced to the
+//!   SMTP emulator) against direct SMTP, driven by `spampot-loadgen`.
+//! - `native`: each plugin as a component against the same code linked
+//!   natively, in the same host loop (sessions/s and messages/s).
+//! - `all`: every one, then a summary with the targets.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,11 +49,19 @@ fn main() -> Result<()> {
         match what {
             "instantiate" => instantiate(5_000).await,
             "idle-sessions" => idle_sessions(n).await,
+            "smtp-sink" => smtp_sink().await,
+            "spliced" => spliced().await,
+            "native" => native().await,
             "all" => {
                 instantiate(5_000).await?;
-                idle_sessions(n).await
+                idle_sessions(n).await?;
+                smtp_sink().await?;
+                spliced().await?;
+                native().await
             }
-            other => bail!("unknown benchmark {other:?}: instantiate | idle-sessions [N] | all"),
+            other => bail!(
+                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | native | all"
+            ),
         }
     })
 }
@@ -160,18 +175,31 @@ impl Drop for Sensor {
 
 /// Start the release binary with one SMTP listener and default limits.
 async fn start_sensor() -> Result<Sensor> {
+    start_sensor_with(&[]).await
+}
+
+/// Start the release binary with an SMTP listener (its address is
+/// `Sensor::addr`) and `extra` listeners (port, plugin) on 127.0.0.1.
+async fn start_sensor_with(extra: &[(u16, &str)]) -> Result<Sensor> {
     let bin = workspace().join("target/release/spampot");
     if !bin.exists() {
         bail!("{} is missing: run `just build` first", bin.display());
     }
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
-    let config = format!(
+    let mut config = format!(
         // Every client is 127.0.0.1: lift only the per-address cap.
         "sensor = \"bench\"\nplugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[limits]\nmax_sessions_per_ip = 1000000\n[[listener]]\nport = {port}\nplugin = \"smtp\"\nbind = \"127.0.0.1\"\n",
         plugin_path("smtp")?.parent().unwrap_or(Path::new(".")),
         dir.path().join("data"),
     );
+    for (port, plugin) in extra {
+        config.push_str(&format!(
+            "[[listener]]\nport = {port}\nplugin = \"{plugin}\"\nbind = \"127.0.0.1\"\n"
+        ));
+    }
+    // Splices to port 25 must reach the SMTP emulator.
+    config.push_str("[splice]\n25 = \"smtp\"\n");
     let config_path = dir.path().join("bench.toml");
     std::fs::write(&config_path, config)?;
     let child = Command::new(bin)
@@ -276,4 +304,213 @@ fn raise_fd_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
+}
+
+fn target(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+/// Postfix's load tool: 20 sessions, one 5 KB message of 9 recipients each.
+fn smtp_source(addr: SocketAddr, messages: u32) -> Result<f64> {
+    let started = Instant::now();
+    let out = Command::new("smtp-source")
+        .args([
+            "-s",
+            "20",
+            "-m",
+            &messages.to_string(),
+            "-r",
+            "9",
+            "-l",
+            "5120",
+        ])
+        .args(["-f", "bench@example.net", "-t", "rcpt@example.com"])
+        .arg(addr.to_string())
+        .output()
+        .context("run smtp-source (apt-get install postfix)")?;
+    if !out.status.success() {
+        bail!(
+            "smtp-source failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(f64::from(messages) / started.elapsed().as_secs_f64())
+}
+
+/// messages/s into spampot (stored) vs Postfix's smtp-sink (discarded).
+async fn smtp_sink() -> Result<()> {
+    const MESSAGES: u32 = 3_000;
+    let sensor = start_sensor().await?;
+    let addr = sensor.addr;
+    let spampot = tokio::task::spawn_blocking(move || smtp_source(addr, MESSAGES)).await??;
+    drop(sensor);
+
+    let port = free_port()?;
+    let mut sink = Command::new("smtp-sink");
+    // smtp-sink refuses to run as root unless told whom to become.
+    if unsafe { libc::geteuid() } == 0 {
+        sink.args(["-u", "nobody"]);
+    }
+    let mut sink = sink
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("run smtp-sink (apt-get install postfix)")?;
+    let sink_addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(sink_addr).await.is_err() {
+        if Instant::now() > deadline {
+            let _ = sink.kill();
+            bail!("smtp-sink did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let postfix = tokio::task::spawn_blocking(move || smtp_source(sink_addr, MESSAGES)).await;
+    let _ = sink.kill();
+    let _ = sink.wait();
+    let postfix = postfix??;
+    let ratio = spampot / postfix;
+    println!(
+        "smtp-source → spampot (stored, durable): {spampot:.0} msg/s; → Postfix smtp-sink (discards): {postfix:.0} msg/s; ratio {ratio:.2}  [target: ≥ 0.5: {}; goal ≥ 1.0: {}]",
+        target(ratio >= 0.5),
+        target(ratio >= 1.0)
+    );
+    Ok(())
+}
+
+fn loadgen(args: &[String]) -> Result<serde_json::Value> {
+    let bin = workspace().join("target/release/spampot-loadgen");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: run `just bench` (it builds it)",
+            bin.display()
+        );
+    }
+    let out = Command::new(bin)
+        .args(args)
+        .arg("--json")
+        .output()
+        .context("run spampot-loadgen")?;
+    if !out.status.success() {
+        bail!(
+            "spampot-loadgen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// One loadgen run of `mix` against the given targets: (sessions/s, messages/s).
+fn drive(targets: &[(&str, SocketAddr)], mix: &str, seconds: u32) -> Result<(f64, f64)> {
+    let mut args: Vec<String> = vec![
+        "--mix".into(),
+        mix.into(),
+        "-c".into(),
+        "20".into(),
+        "-d".into(),
+        seconds.to_string(),
+        "--seed".into(),
+        "7".into(),
+    ];
+    for (flag, addr) in targets {
+        args.push(format!("--{flag}"));
+        args.push(addr.to_string());
+    }
+    let report = loadgen(&args)?;
+    let failed = report["sessions_failed"].as_u64().unwrap_or(0);
+    if failed > 0 {
+        eprintln!(
+            "  note: {failed} sessions failed in the {mix} run: {}",
+            report["errors"]
+        );
+    }
+    Ok((
+        report["sessions_per_s"].as_f64().unwrap_or(0.0),
+        report["messages_per_s"].as_f64().unwrap_or(0.0),
+    ))
+}
+
+/// Spliced paths (HTTP CONNECT, SOCKS5) against direct SMTP.
+async fn spliced() -> Result<()> {
+    let (http_port, socks_port) = (free_port()?, free_port()?);
+    let sensor = start_sensor_with(&[(http_port, "http-proxy"), (socks_port, "socks")]).await?;
+    let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
+    let socks: SocketAddr = format!("127.0.0.1:{socks_port}").parse()?;
+    let smtp = sensor.addr;
+    let (direct, http_rate, socks_rate) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (_, direct) = drive(&[("smtp", smtp)], "smtp=1", 6)?;
+        let (_, http_rate) = drive(&[("http", http)], "http-connect=1", 6)?;
+        let (_, socks_rate) = drive(&[("socks", socks)], "socks5=1", 6)?;
+        Ok((direct, http_rate, socks_rate))
+    })
+    .await??;
+    drop(sensor);
+    for (name, rate) in [("HTTP CONNECT", http_rate), ("SOCKS5", socks_rate)] {
+        let ratio = rate / direct;
+        println!(
+            "spliced through {name}: {rate:.0} msg/s vs direct SMTP {direct:.0} msg/s; ratio {ratio:.2}  [target: ≥ 0.8: {}]",
+            target(ratio >= 0.8)
+        );
+    }
+    Ok(())
+}
+
+/// Components vs the same plugins linked natively, in one host loop.
+async fn native() -> Result<()> {
+    use spampot::native::{Native, NativeFactory};
+    let natives: Vec<Arc<dyn NativeFactory>> = vec![
+        Native::<smtp::Smtp>::factory(),
+        Native::<http_proxy::HttpProxy>::factory(),
+        Native::<socks::SocksProxy>::factory(),
+    ];
+    let mut results = Vec::new();
+    for mode in ["component", "native"] {
+        let dir = tempfile::tempdir()?;
+        let (smtp_port, http_port) = (free_port()?, free_port()?);
+        let text = format!(
+            "plugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[limits]\nmax_sessions_per_ip = 1000000\n\
+             [[listener]]\nport = {smtp_port}\nplugin = \"smtp\"\nbind = \"127.0.0.1\"\n\
+             [[listener]]\nport = {http_port}\nplugin = \"http-proxy\"\nbind = \"127.0.0.1\"\n\
+             [splice]\n25 = \"smtp\"\n",
+            plugin_path("smtp")?.parent().unwrap_or(Path::new(".")),
+            dir.path().join("data"),
+        );
+        let config = spampot::Config::parse(&text, Path::new("bench.toml"))?;
+        let server = if mode == "native" {
+            spampot::Server::start_native(config, natives.clone()).await?
+        } else {
+            spampot::Server::start(config).await?
+        };
+        let smtp: SocketAddr = format!("127.0.0.1:{smtp_port}").parse()?;
+        let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
+        let rates = tokio::task::spawn_blocking(move || -> Result<_> {
+            let direct = drive(&[("smtp", smtp)], "smtp=1", 5)?;
+            let spliced = drive(&[("http", http)], "http-connect=1", 5)?;
+            // Nothing stored: the sandbox's own cost, not the disk's.
+            let judge = drive(&[("http", http)], "judge=1", 5)?;
+            Ok((direct, spliced, judge))
+        })
+        .await??;
+        server.shutdown(Duration::from_secs(2)).await;
+        results.push(rates);
+    }
+    let ((c_direct, c_spliced, c_judge), (n_direct, n_spliced, n_judge)) = (results[0], results[1]);
+    for (name, c, n) in [
+        ("direct SMTP", c_direct, n_direct),
+        ("HTTP CONNECT → SMTP", c_spliced, n_spliced),
+        ("HTTP judge GET, nothing stored", c_judge, n_judge),
+    ] {
+        let ratio = c.0 / n.0;
+        println!(
+            "component vs native, {name}: {:.0} vs {:.0} sessions/s (ratio {ratio:.2}), {:.0} vs {:.0} msg/s  [target: sessions/s ≥ 0.75: {}]",
+            c.0,
+            n.0,
+            c.1,
+            n.1,
+            target(ratio >= 0.75)
+        );
+    }
+    Ok(())
 }

@@ -38,6 +38,21 @@ pub struct HostState {
     link: Option<SessionLink>,
 }
 
+/// An artifact that passed the checks and waits to be stored.
+pub struct Admitted {
+    origin: store::Origin,
+    kind: &'static str,
+    recipients: u64,
+    meta: Vec<(String, String)>,
+    data: Vec<u8>,
+}
+
+impl Admitted {
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 /// The sensor services one session reaches through the host interface.
 pub struct SessionLink {
     pub events: EventLog,
@@ -188,6 +203,13 @@ impl HostState {
 
     /// `store-artifact`: size-checked, stored durably, counted.
     pub async fn store(&mut self, artifact: wit::Artifact) -> Result<String, wit::StoreError> {
+        let admitted = self.admit(artifact)?;
+        self.put(admitted).await
+    }
+
+    /// The checks of `store-artifact` (size, metadata, session cap), which
+    /// need no disk; counts the artifact against the session's cap.
+    pub fn admit(&mut self, artifact: wit::Artifact) -> Result<Admitted, wit::StoreError> {
         let Some(link) = self.link.as_mut() else {
             return Err(wit::StoreError::Io("no store while loading".into()));
         };
@@ -215,12 +237,30 @@ impl HostState {
             dst_port: link.origin.dst_port,
             timestamp: chrono::Utc::now(),
         };
+        Ok(Admitted {
+            origin,
+            kind,
+            recipients,
+            meta: artifact.meta,
+            data: artifact.data,
+        })
+    }
+
+    /// Store an admitted artifact durably; `Ok` carries its SHA-256.
+    pub async fn put(&mut self, artifact: Admitted) -> Result<String, wit::StoreError> {
+        let Admitted {
+            origin,
+            kind,
+            recipients,
+            meta,
+            data,
+        } = artifact;
+        let Some(link) = self.link.as_mut() else {
+            return Err(wit::StoreError::Io("no store while loading".into()));
+        };
         // Waiting for the disk is the host's time, not the plugin's.
         let started = Instant::now();
-        let outcome = link
-            .store
-            .put_artifact(origin, kind, artifact.meta, artifact.data)
-            .await;
+        let outcome = link.store.put_artifact(origin, kind, meta, data).await;
         self.meter.add_host_time(started.elapsed());
 
         let link = self.link.as_mut().expect("link checked above");

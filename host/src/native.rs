@@ -11,7 +11,7 @@ use std::sync::Arc;
 use spampot_sdk::native::NativeSession;
 use spampot_sdk::{self as sdk, Emulator};
 
-use crate::host_api::HostState;
+use crate::host_api::{Admitted, HostState};
 use crate::plugin::wit;
 
 /// Starts native sessions of one emulator.
@@ -69,13 +69,20 @@ impl<E: Emulator + Send> NativeFactory for Native<E> {
 }
 
 /// The host services for a native session: the same `HostState` a
-/// component's `Store` carries, reached synchronously (the SDK's `Host` is
-/// synchronous; storing an artifact waits for the disk in place).
-pub struct NativeHost<'a>(pub &'a mut HostState);
+/// component's `Store` carries. The SDK's `Host` is synchronous, and a
+/// worker thread must not wait for an fsync: an artifact that passes the
+/// checks is answered with its SHA-256 at once and stored right after the
+/// call returns, before the host carries out a single action of that call.
+/// So the client still sees no acknowledgement before the data is durable;
+/// if storing fails, the session ends instead (see `PluginSession::call`).
+pub struct NativeHost<'a> {
+    pub state: &'a mut HostState,
+    pub pending: &'a mut Vec<Admitted>,
+}
 
 impl sdk::Host for NativeHost<'_> {
     fn emit(&mut self, event: sdk::Event) {
-        self.0.emit_event(event_to_wit(event));
+        self.state.emit_event(event_to_wit(event));
     }
 
     fn store_artifact(&mut self, artifact: sdk::Artifact) -> Result<String, sdk::StoreError> {
@@ -90,20 +97,22 @@ impl sdk::Host for NativeHost<'_> {
             meta: artifact.meta,
             data: artifact.data,
         };
-        let state = &mut *self.0;
-        let result = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(state.store(artifact))
-        });
-        result.map_err(|e| match e {
+        let admitted = self.state.admit(artifact).map_err(|e| match e {
             wit::StoreError::QuotaExceeded => sdk::StoreError::QuotaExceeded,
             wit::StoreError::TooLarge(n) => sdk::StoreError::TooLarge(n),
             wit::StoreError::SessionLimit => sdk::StoreError::SessionLimit,
             wit::StoreError::Io(msg) => sdk::StoreError::Io(msg),
-        })
+        })?;
+        let sha256 = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(admitted.data()))
+        };
+        self.pending.push(admitted);
+        Ok(sha256)
     }
 
     fn log(&mut self, message: &str) {
-        self.0.log_line(message.to_owned());
+        self.state.log_line(message.to_owned());
     }
 }
 

@@ -540,12 +540,24 @@ impl PluginSession {
                 dead,
             } => (store, instance, *session, dead),
             Instance::Native { state, leg } => {
-                let mut host = NativeHost(state);
+                let mut pending = Vec::new();
+                let mut host = NativeHost {
+                    state,
+                    pending: &mut pending,
+                };
                 let actions = match call {
                     Call::Open => leg.on_open(&mut host),
                     Call::Data(bytes) => leg.on_data(bytes, &mut host),
                     Call::Timeout => leg.on_timeout(&mut host),
                 };
+                // Durable before any action (a 250) reaches the client.
+                for artifact in pending {
+                    if let Err(e) = state.put(artifact).await {
+                        return Err(Trap::HostLimit(format!(
+                            "store failed after a native plugin was told ok: {e:?}"
+                        )));
+                    }
+                }
                 return Ok(actions
                     .into_iter()
                     .map(crate::native::action_to_wit)
@@ -589,7 +601,14 @@ impl PluginSession {
                 result.map_err(classify)
             }
             Instance::Native { state, leg } => {
-                leg.on_close(&mut NativeHost(state));
+                let mut pending = Vec::new();
+                leg.on_close(&mut NativeHost {
+                    state,
+                    pending: &mut pending,
+                });
+                for artifact in pending {
+                    let _ = state.put(artifact).await;
+                }
                 Ok(())
             }
         }
