@@ -116,7 +116,7 @@ impl EventLog {
 
 /// Now, as RFC 3339 UTC with milliseconds: `2026-11-27T04:40:21.123Z`.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::store::format_ts(&chrono::Utc::now())
 }
 
 /// A short random session id (12 hex digits, like Cowrie's).

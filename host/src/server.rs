@@ -114,6 +114,11 @@ impl Sensor {
             .collect()
     }
 
+    /// Every listener's handle, as they stand.
+    fn listener_handles(&self) -> Vec<Arc<Listener>> {
+        self.listeners.lock().expect("listeners lock").clone()
+    }
+
     fn listeners_on(&self, port: u16) -> Vec<Arc<Listener>> {
         self.listeners
             .lock()
@@ -476,12 +481,7 @@ impl Server {
         }
         *self.sensor.config.write().expect("config lock") = Arc::new(config.clone());
 
-        let current: Vec<Arc<Listener>> = self
-            .sensor
-            .listeners
-            .lock()
-            .expect("listeners lock")
-            .clone();
+        let current = self.sensor.listener_handles();
         let mut keep = Vec::new();
         for l in &config.listeners {
             let port = *l.port.get_ref();
@@ -543,12 +543,7 @@ impl Server {
         if let Some(task) = self.watcher.lock().expect("watcher lock").take() {
             task.abort();
         }
-        let listeners: Vec<Arc<Listener>> = self
-            .sensor
-            .listeners
-            .lock()
-            .expect("listeners lock")
-            .clone();
+        let listeners = self.sensor.listener_handles();
         for l in &listeners {
             l.stop(&self.sensor, false).await;
         }
@@ -573,12 +568,7 @@ impl Server {
 
     /// Undo a partial start: stop what was bound, close the store.
     async fn abort(&self) {
-        let listeners: Vec<Arc<Listener>> = self
-            .sensor
-            .listeners
-            .lock()
-            .expect("listeners lock")
-            .clone();
+        let listeners = self.sensor.listener_handles();
         for l in &listeners {
             l.stop(&self.sensor, true).await;
         }
