@@ -431,3 +431,27 @@ async fn a_flood_of_refusals_is_counted_in_full_but_logged_at_a_bounded_rate() {
     );
     assert_eq!(logged + suppressed, 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_lets_sessions_finish_and_disable_now_ends_them() {
+    let sensor = TestSensor::start(&["telnet"], &[(23, "telnet")], "").await;
+    let mut first = Client::connect(sensor.addr(23)).await;
+    first.read_until("login: ").await;
+    sensor.server.disable(23, false).await.unwrap();
+    // Running sessions go on after a plain disable.
+    first.send("root\r\n").await;
+    first.read_until("Password: ").await;
+
+    sensor.server.enable(23).await.unwrap();
+    let mut second = Client::connect(sensor.addr(23)).await;
+    second.read_until("login: ").await;
+    let statuses = sensor.server.disable(23, true).await.unwrap();
+    assert!(!statuses[0].enabled && statuses[0].bound.is_none());
+    // --now ends them.
+    assert!(second.read_to_close().await.is_empty());
+    let close = sensor
+        .wait_event("session.close", |e| e["reason"] == "shutdown")
+        .await;
+    assert_eq!(close["dst_port"], 23);
+    sensor.stop().await;
+}
