@@ -673,5 +673,37 @@ async fn mixed_requests_are_counted_exactly_by_module_and_kind() {
     let via_http = rows.iter().filter(|m| m["via"] == "http-proxy").count();
     let via_socks = rows.iter().filter(|m| m["via"] == "socks").count();
     assert_eq!((via_http, via_socks), (2, 3), "{rows:?}");
+
+    // The same run through `spampot report`: the seed's Request Types table,
+    // counts and percentages per module, with each module's total.
+    sensor.server.sensor.store.flush().await.unwrap();
+    let report = spampot_report::build_report(&spampot_report::ReportOptions::new(
+        sensor.data.path().to_owned(),
+    ))
+    .unwrap();
+    let table = serde_json::to_value(&report).unwrap()["request_types"].clone();
+    let row = |module: &str, kind: &str| {
+        table
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["module"] == module && r["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {module}/{kind} row in {table}"))
+            .clone()
+    };
+    for module in ["http", "socks5"] {
+        let total: usize = expected
+            .iter()
+            .filter(|((m, _), _)| m == module)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(row(module, "total")["count"], total as u64, "{table}");
+        for ((m, kind), n) in expected.iter().filter(|((m, _), _)| m == module) {
+            let r = row(m, kind);
+            assert_eq!(r["count"], *n as u64, "{table}");
+            let percent = (*n as f64 * 10_000.0 / total as f64).round() / 100.0;
+            assert_eq!(r["percent"].as_f64().unwrap(), percent, "{table}");
+        }
+    }
     sensor.stop().await;
 }

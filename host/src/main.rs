@@ -67,6 +67,73 @@ enum Command {
         #[command(subcommand)]
         action: CtlAction,
     },
+    /// Report on a data directory: the SpamPots tables (summary, emails per
+    /// ASN and country, TCP ports, request types, months), enrichment, and
+    /// an analysis of the captured bodies. See docs/report.md.
+    Report {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Only this section (table, csv and json formats): summary, probes,
+        /// top_asns, top_ccs, ports, request_types, monthly, daily,
+        /// sender_domains, recipient_domains, body_domains, campaigns,
+        /// languages, body_analysis.
+        #[arg(long)]
+        table: Option<String>,
+        /// From this time on (inclusive): RFC 3339 or YYYY-MM-DD (00:00 UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time: RFC 3339 (exclusive) or YYYY-MM-DD (that day included).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this sensor's captures.
+        #[arg(long)]
+        sensor: Option<String>,
+        /// Rows of the top-N tables.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// iptoasn IPv4 TSV [default: <data>/ip2asn-v4.tsv if present].
+        #[arg(long)]
+        ip2asn_v4: Option<PathBuf>,
+        /// iptoasn IPv6 TSV [default: <data>/ip2asn-v6.tsv if present].
+        #[arg(long)]
+        ip2asn_v6: Option<PathBuf>,
+        /// MaxMind ASN database [default: <data>/GeoLite2-ASN.mmdb if present].
+        #[arg(long)]
+        mmdb_asn: Option<PathBuf>,
+        /// MaxMind Country or City database [default: <data>/GeoLite2-Country.mmdb
+        /// or GeoLite2-City.mmdb if present].
+        #[arg(long)]
+        mmdb_country: Option<PathBuf>,
+        /// Analyze at most this many distinct bodies (the most frequent).
+        #[arg(long, default_value_t = 200_000)]
+        max_bodies: usize,
+        /// Write the report to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Write a synthetic data directory (tests and benchmarks).
+    #[command(hide = true)]
+    GenFixture {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        sessions: u64,
+        #[arg(long)]
+        messages: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First day of the period (YYYY-MM-DD).
+        #[arg(long, default_value = "2026-01-01")]
+        start: String,
+        /// Length of the period in days.
+        #[arg(long, default_value_t = 180)]
+        days: u32,
+        /// Distinct source addresses [default: messages / 20, 50..=200000].
+        #[arg(long)]
+        ips: Option<usize>,
+    },
     /// Check a config file and print the listeners it defines.
     CheckConfig { config: PathBuf },
     /// Stream captured events or messages out of a data directory.
@@ -124,6 +191,14 @@ enum ShowItem {
         #[arg(long, default_value = "data")]
         data: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -218,6 +293,81 @@ fn run(command: Command) -> Result<()> {
                 CtlAction::List => print_status(&answer),
                 _ => println!("{}", serde_json::to_string_pretty(&answer)?),
             }
+            Ok(())
+        }
+        Command::Report {
+            data,
+            format,
+            table,
+            since,
+            until,
+            sensor,
+            top,
+            ip2asn_v4,
+            ip2asn_v6,
+            mmdb_asn,
+            mmdb_country,
+            max_bodies,
+            output,
+        } => {
+            let mut opts = spampot_report::ReportOptions::new(data);
+            opts.since = since;
+            opts.until = until;
+            opts.sensor = sensor;
+            opts.top = top;
+            opts.max_bodies = max_bodies;
+            opts.progress = true;
+            opts.enrichment = spampot_report::EnrichmentPaths {
+                ip2asn_v4,
+                ip2asn_v6,
+                mmdb_asn,
+                mmdb_country,
+            };
+            let format = match format {
+                ReportFormat::Table => spampot_report::Format::Table,
+                ReportFormat::Json => spampot_report::Format::Json,
+                ReportFormat::Csv => spampot_report::Format::Csv,
+                ReportFormat::Html => spampot_report::Format::Html,
+            };
+            if format == spampot_report::Format::Html && table.is_some() {
+                anyhow::bail!("--table does not apply to --format html");
+            }
+            let report = spampot_report::build_report(&opts)?;
+            match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("create {}", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    spampot_report::render(&report, format, table.as_deref(), &mut out)?;
+                    std::io::Write::flush(&mut out)?;
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    spampot_report::render(&report, format, table.as_deref(), &mut out)?;
+                    std::io::Write::flush(&mut out)?;
+                }
+            }
+            Ok(())
+        }
+        Command::GenFixture {
+            data,
+            sessions,
+            messages,
+            seed,
+            start,
+            days,
+            ips,
+        } => {
+            let mut opts = spampot_report::fixture::FixtureOptions::new(sessions, messages);
+            opts.seed = seed;
+            opts.start = chrono::NaiveDate::parse_from_str(&start, "%Y-%m-%d")
+                .with_context(|| format!("--start {start:?}: expected YYYY-MM-DD"))?;
+            opts.days = days;
+            opts.ips = ips;
+            opts.progress = true;
+            let summary = spampot_report::fixture::generate(&data, &opts)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
         Command::CheckConfig { config } => {
