@@ -49,3 +49,9 @@ bench: build
     command -v smtp-source >/dev/null || (echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix)
     cargo build --release -p spampot-loadgen -p spampot-bench
     ./target/release/spampot-bench all
+
+# Criterion micro-benchmarks of the hot paths (a few minutes): LineBuffer,
+# the SMTP DATA scan and a native SMTP transaction, the store's batched
+# put_artifact. Extra arguments go to criterion, e.g. `just bench-micro --measurement-time 3`.
+bench-micro *args:
+    cargo bench -p spampot-sdk -p spampot-plugin-smtp -p spampot --bench line_buffer --bench data_scan --bench store_batch -- {{ args }}
