@@ -19,6 +19,9 @@ pub struct LineBuffer {
     max_line: usize,
     /// Inside an over-long line: drop bytes until the next LF.
     discarding: bool,
+    /// Unread bytes already searched and known to hold no LF, so a line
+    /// that arrives a byte at a time is not searched again from its start.
+    scanned: usize,
 }
 
 impl LineBuffer {
@@ -29,6 +32,7 @@ impl LineBuffer {
             start: 0,
             max_line: max_line.max(2),
             discarding: false,
+            scanned: 0,
         }
     }
 
@@ -46,8 +50,10 @@ impl LineBuffer {
     pub fn next_line(&mut self) -> Option<Result<Vec<u8>, LineTooLong>> {
         loop {
             let unread = &self.buf[self.start..];
-            match unread.iter().position(|&b| b == b'\n') {
+            let found = unread[self.scanned..].iter().position(|&b| b == b'\n');
+            match found.map(|i| i + self.scanned) {
                 Some(i) => {
+                    self.scanned = 0;
                     let line_end = self.start + i;
                     let was_discarding = std::mem::replace(&mut self.discarding, false);
                     if was_discarding {
@@ -72,9 +78,13 @@ impl LineBuffer {
                     self.discarding = true;
                     self.buf.clear();
                     self.start = 0;
+                    self.scanned = 0;
                     return report.then_some(Err(LineTooLong));
                 }
-                None => return None,
+                None => {
+                    self.scanned = unread.len();
+                    return None;
+                }
             }
         }
     }
@@ -84,6 +94,7 @@ impl LineBuffer {
         let rest = self.buf.split_off(self.start);
         self.buf.clear();
         self.start = 0;
+        self.scanned = 0;
         rest
     }
 
