@@ -340,9 +340,7 @@ async fn compiled_plugins_are_cached_and_a_bad_cache_entry_is_ignored() {
         free_port()
     );
     let config = spampot::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-    let started = Instant::now();
     let server = spampot::Server::start(config).await.expect("restart");
-    assert!(started.elapsed() < WAIT);
     let mut c = Client::connect(server.bound()[0]).await;
     c.read_until("login: ").await;
     server.shutdown(Duration::from_secs(1)).await;
