@@ -122,55 +122,58 @@ fn pie(id: &str, title: &str, labels: Vec<String>, sizes: Vec<f64>) -> Result<St
 
 /// Emails per ASN: the top ASNs and one "others" slice for the rest.
 pub(super) fn asn_pie(r: &Report) -> Result<String> {
-    let mut labels = Vec::new();
-    let mut sizes = Vec::new();
-    for a in &r.top_asns {
-        labels.push(if a.asn == 0 {
+    let slices = r.top_asns.iter().map(|a| {
+        let label = if a.asn == 0 {
             format!("unknown {:.1}%", a.percent)
         } else {
             format!("AS{} {} ({}) {:.1}%", a.asn, a.name, a.cc, a.percent)
-        });
-        sizes.push(a.emails as f64);
+        };
+        (label, a.emails)
+    });
+    pie_with_others(
+        "chart-asn-pie",
+        "Percentage of emails received per ASN",
+        slices,
+        r.summary.emails,
+    )
+}
+
+/// A pie of the top slices plus one "others" slice for the rest of `total`.
+fn pie_with_others(
+    id: &str,
+    title: &str,
+    slices: impl Iterator<Item = (String, u64)>,
+    total: u64,
+) -> Result<String> {
+    let (mut labels, mut sizes) = (Vec::new(), Vec::new());
+    let mut top = 0u64;
+    for (label, emails) in slices {
+        labels.push(label);
+        sizes.push(emails as f64);
+        top += emails;
     }
-    let top: u64 = r.top_asns.iter().map(|a| a.emails).sum();
-    let others = r.summary.emails.saturating_sub(top);
+    let others = total.saturating_sub(top);
     if others > 0 {
         labels.push(format!(
             "others {:.1}%",
-            crate::report::percent(others, r.summary.emails)
+            crate::report::percent(others, total)
         ));
         sizes.push(others as f64);
     }
-    pie(
-        "chart-asn-pie",
-        "Percentage of emails received per ASN",
-        labels,
-        sizes,
-    )
+    pie(id, title, labels, sizes)
 }
 
 /// Emails per country: the top countries and "others".
 pub(super) fn cc_pie(r: &Report) -> Result<String> {
-    let mut labels = Vec::new();
-    let mut sizes = Vec::new();
-    for c in &r.top_ccs {
-        labels.push(format!("{} {:.1}%", c.cc, c.percent));
-        sizes.push(c.emails as f64);
-    }
-    let top: u64 = r.top_ccs.iter().map(|c| c.emails).sum();
-    let others = r.summary.emails.saturating_sub(top);
-    if others > 0 {
-        labels.push(format!(
-            "others {:.1}%",
-            crate::report::percent(others, r.summary.emails)
-        ));
-        sizes.push(others as f64);
-    }
-    pie(
+    let slices = r
+        .top_ccs
+        .iter()
+        .map(|c| (format!("{} {:.1}%", c.cc, c.percent), c.emails));
+    pie_with_others(
         "chart-cc-pie",
         "Percentage of emails received per country",
-        labels,
-        sizes,
+        slices,
+        r.summary.emails,
     )
 }
 
