@@ -12,7 +12,10 @@
 //! - `spliced`: messages/s through HTTP CONNECT and SOCKS5 (spliced to the
 //!   SMTP emulator) against direct SMTP, driven by `spampot-loadgen`.
 //! - `native`: each plugin as a component against the same code linked
-//!   natively, in the same host loop (sessions/s and messages/s).
+//!   natively, in the same host loop (sessions/s, messages/s, and the
+//!   sensor's CPU per session).
+//! - `session-cost`: one proxy-judge session in-process, no sockets,
+//!   component against native, split by step: the sandbox's own cost.
 //! - `all`: every one, then a summary with the targets.
 
 use std::net::SocketAddr;
@@ -52,15 +55,17 @@ fn main() -> Result<()> {
             "smtp-sink" => smtp_sink().await,
             "spliced" => spliced().await,
             "native" => native().await,
+            "session-cost" => session_cost(5_000).await,
             "all" => {
                 instantiate(5_000).await?;
                 idle_sessions(n).await?;
                 smtp_sink().await?;
                 spliced().await?;
+                session_cost(5_000).await?;
                 native().await
             }
             other => bail!(
-                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | native | all"
+                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | session-cost | native | all"
             ),
         }
     })
@@ -146,6 +151,104 @@ async fn instantiate(iterations: usize) -> Result<()> {
     println!(
         "  of which host state (WASI context, limits): median {:.1} µs",
         percentile(&state_times, 0.5).as_secs_f64() * 1e6
+    );
+    store.close().await;
+    Ok(())
+}
+
+/// One whole proxy-judge session in-process, no sockets: the component
+/// (instantiate and constructor, open, data, close, teardown) against the
+/// same plugin code linked natively. The difference is the sandbox's own
+/// cost per session, split by step.
+async fn session_cost(iterations: usize) -> Result<()> {
+    use spampot::native::Native;
+    use spampot::plugin::{Call, Plugin};
+    const STEPS: [&str; 5] = ["start", "open", "data", "close", "teardown"];
+    let limits = Limits::default();
+    let runtime = Runtime::new(&limits, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let component = runtime.load(&plugin_path("http-proxy")?).await?;
+    let native = Plugin::native(Native::<http_proxy::HttpProxy>::factory());
+    let data = tempfile::tempdir()?;
+    let store = CaptureStore::open(StoreConfig {
+        data_dir: data.path().to_owned(),
+        ..StoreConfig::default()
+    })?;
+    let events = EventLog::new("bench", store.clone());
+    let limits = Arc::new(limits);
+    let stats = Arc::new(Stats::default());
+    let peer: SocketAddr = "192.0.2.7:40000".parse()?;
+    let request = b"GET http://judge.example/azenv.php HTTP/1.1\r\nHost: judge.example\r\n\
+        User-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)\r\n\
+        Accept: */*\r\nConnection: close\r\n\r\n";
+    let trap = |t: spampot::plugin::Trap| anyhow::anyhow!("{t:?}");
+    let mut results = Vec::new();
+    for plugin in [&component, &native] {
+        let mut totals = Vec::with_capacity(iterations);
+        let mut steps: Vec<Vec<Duration>> = vec![Vec::with_capacity(iterations); STEPS.len()];
+        for i in 0..iterations + 200 {
+            let link = SessionLink {
+                events: events.clone(),
+                store: store.clone(),
+                stats: stats.clone(),
+                limits: limits.clone(),
+                origin: Origin::new(format!("{i:012x}"), peer, 8080, "http-proxy"),
+                counters: SessionCounters::default(),
+            };
+            let conn = wit::ConnInfo {
+                session_id: format!("{i:012x}"),
+                sensor: "bench".into(),
+                peer_addr: "192.0.2.7".into(),
+                peer_port: 40000,
+                local_addr: "198.51.100.1".into(),
+                local_port: 8080,
+                via: vec![],
+                target: None,
+            };
+            let mut marks = [Duration::ZERO; STEPS.len()];
+            let started = Instant::now();
+            let mut session = plugin
+                .start_session(HostState::new(link), conn, Vec::new())
+                .await
+                .map_err(trap)?;
+            marks[0] = started.elapsed();
+            session.call(Call::Open).await.map_err(trap)?;
+            marks[1] = started.elapsed();
+            let actions = session.call(Call::Data(request)).await.map_err(trap)?;
+            marks[2] = started.elapsed();
+            session.close().await.map_err(trap)?;
+            marks[3] = started.elapsed();
+            drop(session);
+            marks[4] = started.elapsed();
+            if actions.is_empty() {
+                bail!("the judge request got no answer");
+            }
+            if i >= 200 {
+                // the first 200 warm the pool
+                totals.push(marks[4]);
+                let mut before = Duration::ZERO;
+                for (step, mark) in steps.iter_mut().zip(marks) {
+                    step.push(mark - before);
+                    before = mark;
+                }
+            }
+        }
+        totals.sort();
+        let split: Vec<String> = STEPS
+            .iter()
+            .zip(steps.iter_mut())
+            .map(|(name, times)| {
+                times.sort();
+                format!("{name} {:.1}", percentile(times, 0.5).as_secs_f64() * 1e6)
+            })
+            .collect();
+        results.push((percentile(&totals, 0.5), split.join(" + ")));
+    }
+    let ((c, c_split), (n, n_split)) = (&results[0], &results[1]);
+    println!(
+        "judge session in-process (http-proxy, {iterations} runs, medians in µs): component {:.1} ({c_split}), native {:.1} ({n_split}); sandbox cost {:.1} µs per session",
+        c.as_secs_f64() * 1e6,
+        n.as_secs_f64() * 1e6,
+        (c.as_secs_f64() - n.as_secs_f64()) * 1e6
     );
     store.close().await;
     Ok(())
@@ -403,6 +506,39 @@ fn loadgen(args: &[String]) -> Result<serde_json::Value> {
 }
 
 /// One loadgen run of `mix` against the given targets: (sessions/s, messages/s).
+/// CPU time (user + system) of this process so far: all its threads, not
+/// its children (the load generator).
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Rates of one `drive` run, and the sensor's CPU per session in it.
+#[derive(Clone, Copy)]
+struct Rates {
+    sessions_per_s: f64,
+    messages_per_s: f64,
+    cpu_per_session: Duration,
+}
+
+/// `drive` against a sensor running in this process, timing its CPU.
+fn drive_in_process(targets: &[(&str, SocketAddr)], mix: &str, seconds: u32) -> Result<Rates> {
+    let cpu = process_cpu();
+    let (sessions_per_s, messages_per_s) = drive(targets, mix, seconds)?;
+    let sessions = (sessions_per_s * f64::from(seconds)).max(1.0);
+    Ok(Rates {
+        sessions_per_s,
+        messages_per_s,
+        cpu_per_session: (process_cpu() - cpu).div_f64(sessions),
+    })
+}
+
 fn drive(targets: &[(&str, SocketAddr)], mix: &str, seconds: u32) -> Result<(f64, f64)> {
     let mut args: Vec<String> = vec![
         "--mix".into(),
@@ -486,10 +622,10 @@ async fn native() -> Result<()> {
         let smtp: SocketAddr = format!("127.0.0.1:{smtp_port}").parse()?;
         let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
         let rates = tokio::task::spawn_blocking(move || -> Result<_> {
-            let direct = drive(&[("smtp", smtp)], "smtp=1", 5)?;
-            let spliced = drive(&[("http", http)], "http-connect=1", 5)?;
+            let direct = drive_in_process(&[("smtp", smtp)], "smtp=1", 5)?;
+            let spliced = drive_in_process(&[("http", http)], "http-connect=1", 5)?;
             // Nothing stored: the sandbox's own cost, not the disk's.
-            let judge = drive(&[("http", http)], "judge=1", 5)?;
+            let judge = drive_in_process(&[("http", http)], "judge=1", 5)?;
             Ok((direct, spliced, judge))
         })
         .await??;
@@ -502,13 +638,15 @@ async fn native() -> Result<()> {
         ("HTTP CONNECT → SMTP", c_spliced, n_spliced),
         ("HTTP judge GET, nothing stored", c_judge, n_judge),
     ] {
-        let ratio = c.0 / n.0;
+        let ratio = c.sessions_per_s / n.sessions_per_s;
         println!(
-            "component vs native, {name}: {:.0} vs {:.0} sessions/s (ratio {ratio:.2}), {:.0} vs {:.0} msg/s  [target: sessions/s ≥ 0.75: {}]",
-            c.0,
-            n.0,
-            c.1,
-            n.1,
+            "component vs native, {name}: {:.0} vs {:.0} sessions/s (ratio {ratio:.2}), {:.0} vs {:.0} msg/s; sensor CPU {:.0} vs {:.0} µs per session  [target: sessions/s ≥ 0.75: {}]",
+            c.sessions_per_s,
+            n.sessions_per_s,
+            c.messages_per_s,
+            n.messages_per_s,
+            c.cpu_per_session.as_secs_f64() * 1e6,
+            n.cpu_per_session.as_secs_f64() * 1e6,
             target(ratio >= 0.75)
         );
     }

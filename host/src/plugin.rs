@@ -370,9 +370,19 @@ fn engine_config(limits: &Limits, pooling: bool) -> wasmtime::Config {
         pool.max_memory_size(limits.max_plugin_memory as usize);
         // Batched decommits avoid a cross-CPU TLB shootdown per instance.
         pool.decommit_batch_size(64);
-        // Reset the first pages of a slot by zeroing instead of madvise: a
-        // session touches little memory, and a syscall per slot costs more.
+        // Reset a slot's dirty pages by zeroing instead of madvise, up to
+        // 64 KiB: a session dirties less than that (a judge GET or an SMTP
+        // transaction), so its pages stay mapped for the next session and
+        // neither a syscall per page range nor a page fault per touched page
+        // is paid again.
         pool.linear_memory_keep_resident(64 << 10);
+        // Find those dirty pages with the PAGEMAP_SCAN ioctl (Linux ≥ 6.7).
+        // Without it only the *first* 64 KiB are kept, and a Rust guest's
+        // first 1 MiB is its shadow stack, used from the top: its live pages
+        // (stack top, data, heap) were faulted in and zapped every session.
+        // Measured with `spampot-bench instantiate`: median 23 µs → 9 µs.
+        // Older kernels fall back to the memset of the first pages.
+        pool.pagemap_scan(wasmtime::Enabled::Auto);
         pool.table_keep_resident(16 << 10);
         pool.async_stack_keep_resident(64 << 10);
         config.allocation_strategy(pool);
