@@ -27,8 +27,12 @@ const M1_TABLES: &str = include_str!("migrations/0001_tables.sql");
 /// Version 2: the indexes the reports and `show message` need.
 const M2_INDEXES: &str = include_str!("migrations/0002_indexes.sql");
 
+/// Version 3: pack files for artifact bodies (`artifacts.pack`,
+/// `artifacts.pack_offset`, table `packs`).
+const M3_PACKS: &str = include_str!("migrations/0003_packs.sql");
+
 /// Every migration, in order. `MIGRATIONS[i]` takes `user_version` i to i+1.
-pub const MIGRATIONS: &[&str] = &[M1_TABLES, M2_INDEXES];
+pub const MIGRATIONS: &[&str] = &[M1_TABLES, M2_INDEXES, M3_PACKS];
 
 /// The schema version this binary writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
