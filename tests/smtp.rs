@@ -110,7 +110,12 @@ fn stored_body_count(dir: &std::path::Path) -> usize {
         } else if path.extension().is_some_and(|e| e == "pack") {
             let mut f = std::fs::File::open(&path).unwrap();
             let scan = spampot_blobstore::scan_pack(&mut f, true).unwrap();
-            assert_eq!(scan.valid_len, scan.file_len, "{}: torn tail", path.display());
+            assert_eq!(
+                scan.valid_len,
+                scan.file_len,
+                "{}: torn tail",
+                path.display()
+            );
             assert!(scan.records.iter().all(|r| r.intact), "{}", path.display());
             n += scan.records.len();
         }

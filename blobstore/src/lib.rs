@@ -388,7 +388,10 @@ impl<'a> Tee<'a> {
 
 impl Write for Tee<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf).inspect_err(|_| self.out_failed = true)?;
+        let n = self
+            .out
+            .write(buf)
+            .inspect_err(|_| self.out_failed = true)?;
         if let Some(h) = self.hasher.as_mut() {
             h.update(&buf[..n]);
         }

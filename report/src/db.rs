@@ -127,7 +127,13 @@ pub fn read_blob(
 ) -> Result<Vec<u8>, BlobError> {
     use spampot_blobstore::BlobError as E;
     let mut body = Vec::new();
-    match spampot_blobstore::read_blob(conn, dir, sha256, spampot_blobstore::Form::Decompressed, &mut body) {
+    match spampot_blobstore::read_blob(
+        conn,
+        dir,
+        sha256,
+        spampot_blobstore::Form::Decompressed,
+        &mut body,
+    ) {
         Ok(_) => Ok(body),
         Err(E::BadName(_)) => Err(BlobError::BadName),
         Err(E::Unknown(_) | E::NotStored(_) | E::Missing { .. }) => Err(BlobError::Missing),

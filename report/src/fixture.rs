@@ -187,16 +187,19 @@ impl FixtureWriter {
         let path = self.dir.join(&rel);
         let parent = path.parent().expect("blobs/");
         std::fs::create_dir_all(parent).map_err(ReportError::io(parent))?;
-        let mut file = std::io::BufWriter::new(
-            std::fs::File::create(&path).map_err(ReportError::io(&path))?,
-        );
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(&path).map_err(ReportError::io(&path))?);
         file.write_all(&spampot_blobstore::pack_header())
             .map_err(ReportError::io(&path))?;
         let len = spampot_blobstore::PACK_HEADER_LEN;
         self.conn
             .execute(
                 "INSERT INTO packs (id, size, created_at) VALUES (?1, ?2, ?3)",
-                params![id, len as i64, ts(DateTime::<Utc>::from(std::time::SystemTime::now()))],
+                params![
+                    id,
+                    len as i64,
+                    ts(DateTime::<Utc>::from(std::time::SystemTime::now()))
+                ],
             )
             .map_err(&err)?;
         self.pack = Some(FixturePack { id, file, len });
@@ -209,7 +212,9 @@ impl FixtureWriter {
             return Ok(());
         };
         let rel = spampot_blobstore::pack_rel_path(p.id).expect("id >= 1");
-        p.file.flush().map_err(ReportError::io(&self.dir.join(rel)))?;
+        p.file
+            .flush()
+            .map_err(ReportError::io(&self.dir.join(rel)))?;
         self.conn
             .execute(
                 "UPDATE packs SET size = ?2 WHERE id = ?1",

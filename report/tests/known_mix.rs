@@ -590,9 +590,11 @@ fn missing_or_corrupt_blobs_are_counted() {
     // F's row points at a well-formed record that carries F's digest but
     // other bytes: only the check of the decompressed body catches it.
     let pack: i64 = conn
-        .query_row("SELECT pack FROM artifacts WHERE sha256 = ?1", [sha(F)], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT pack FROM artifacts WHERE sha256 = ?1",
+            [sha(F)],
+            |r| r.get(0),
+        )
         .unwrap();
     let pack_path = d
         .path()

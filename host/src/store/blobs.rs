@@ -16,7 +16,8 @@ use cap_std::fs::{Dir, OpenOptions};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 pub use spampot_blobstore::{
-    BLOBS_DIR, PACK_ROLL_BYTES, ZSTD_LEVEL, is_sha256_hex, legacy_rel_path, pack_rel_path, sha256_hex,
+    BLOBS_DIR, PACK_ROLL_BYTES, ZSTD_LEVEL, is_sha256_hex, legacy_rel_path, pack_rel_path,
+    sha256_hex,
 };
 use spampot_blobstore::{PACK_HEADER_LEN, append_record, is_pack_header, pack_header};
 
@@ -62,7 +63,9 @@ impl KnownBodies {
     }
 
     fn key(sha256: &str) -> Option<u64> {
-        sha256.get(..16).and_then(|p| u64::from_str_radix(p, 16).ok())
+        sha256
+            .get(..16)
+            .and_then(|p| u64::from_str_radix(p, 16).ok())
     }
 
     pub(super) fn contains(&self, sha256: &str) -> bool {

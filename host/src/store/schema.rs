@@ -80,6 +80,13 @@ pub(super) fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(&err)?;
+    // The writer's page cache, in KiB (negative = KiB). The indexes keyed by
+    // digest (artifacts' primary key, messages(sha256)) touch a different
+    // page per message; SQLite's default 2 MiB stops holding them early and
+    // every miss is a pread in the commit path. 32 MiB is small next to the
+    // sensor's per-session memory budget.
+    conn.pragma_update(None, "cache_size", -32 * 1024)
+        .map_err(&err)?;
     conn.set_prepared_statement_cache_capacity(32);
     migrate(&mut conn, path)?;
     Ok(conn)

@@ -88,7 +88,9 @@ fn stored_bodies(data_dir: &Path) -> Vec<String> {
                 acc.push(r.header.sha256_hex());
             }
         } else {
-            let sha = name.strip_suffix(".zst").expect("only packs and .zst files");
+            let sha = name
+                .strip_suffix(".zst")
+                .expect("only packs and .zst files");
             acc.push(sha.to_string());
         }
     }
@@ -214,7 +216,7 @@ async fn email_roundtrip_and_dedup() {
     assert_eq!(order, rcpts);
 
     // One record, the first of pack 1, right after the pack header.
-    assert_eq!(stored_bodies(&data), [sha.clone()]);
+    assert_eq!(stored_bodies(&data), std::slice::from_ref(&sha));
     assert!(data.join("blobs/pack-000001.pack").is_file());
     assert_eq!(
         location(&data, &sha),
@@ -823,7 +825,9 @@ async fn failed_blob_write_fails_the_put_and_recovers() {
     let body = message(42);
     let sha = sha256_hex(&body);
     // A directory where the first pack must go makes the blob write fail.
-    let obstacle = tmp.path().join(spampot_blobstore::pack_rel_path(1).unwrap());
+    let obstacle = tmp
+        .path()
+        .join(spampot_blobstore::pack_rel_path(1).unwrap());
     std::fs::create_dir(&obstacle).unwrap();
     store.record(event("session.open", "S1", json!({})));
     let r = store
@@ -870,7 +874,8 @@ async fn failed_pack_sync_leaves_no_committed_tail_and_recovers() {
     // its appended bytes must not survive as a committed record.
     {
         let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
         conn.execute_batch("ALTER TABLE packs RENAME TO packs_away")
             .unwrap();
     }
@@ -880,7 +885,8 @@ async fn failed_pack_sync_leaves_no_committed_tail_and_recovers() {
     assert!(matches!(r, Err(PutError::Io(_))), "{r:?}");
     {
         let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
         conn.execute_batch("ALTER TABLE packs_away RENAME TO packs")
             .unwrap();
     }
@@ -891,7 +897,10 @@ async fn failed_pack_sync_leaves_no_committed_tail_and_recovers() {
         .unwrap();
     store.close().await;
     // The failed batch's record was cut before the third was appended.
-    assert_eq!(stored_bodies(tmp.path()), [sha256_hex(&first), sha256_hex(&third)]);
+    assert_eq!(
+        stored_bodies(tmp.path()),
+        [sha256_hex(&first), sha256_hex(&third)]
+    );
     assert_eq!(read_blob(tmp.path(), &sha256_hex(&third)).unwrap(), third);
     let size: i64 = db(tmp.path())
         .query_row("SELECT size FROM packs WHERE id = 1", [], |r| r.get(0))
@@ -919,7 +928,10 @@ async fn torn_pack_tail_is_cut_at_open() {
     let mut tail = Vec::new();
     spampot_blobstore::append_record(&mut tail, &sha256_hex(b"lost"), 4, b"0123456789").unwrap();
     tail.truncate(tail.len() - 3);
-    let mut f = std::fs::OpenOptions::new().append(true).open(&pack).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&pack)
+        .unwrap();
     std::io::Write::write_all(&mut f, &tail).unwrap();
     drop(f);
 
@@ -934,7 +946,10 @@ async fn torn_pack_tail_is_cut_at_open() {
         location(tmp.path(), &sha256_hex(&second)),
         (Some(1), Some(committed as i64))
     );
-    assert_eq!(stored_bodies(tmp.path()), [sha256_hex(&first), sha256_hex(&second)]);
+    assert_eq!(
+        stored_bodies(tmp.path()),
+        [sha256_hex(&first), sha256_hex(&second)]
+    );
     assert_eq!(read_blob(tmp.path(), &sha256_hex(&first)).unwrap(), first);
     assert_eq!(read_blob(tmp.path(), &sha256_hex(&second)).unwrap(), second);
 }
@@ -949,7 +964,12 @@ async fn packs_roll_at_the_size_limit() {
     let bodies: Vec<Vec<u8>> = (0..3).map(message).collect();
     for (i, b) in bodies.iter().enumerate() {
         store
-            .put_artifact(origin(&format!("s{i}"), "192.0.2.1"), "email", vec![], b.clone())
+            .put_artifact(
+                origin(&format!("s{i}"), "192.0.2.1"),
+                "email",
+                vec![],
+                b.clone(),
+            )
             .await
             .unwrap();
     }
@@ -994,7 +1014,13 @@ async fn legacy_blob_files_are_still_read_and_deduplicated() {
         .await
         .unwrap();
     assert!(
-        matches!(again, PutOutcome::Stored { new_blob: false, .. }),
+        matches!(
+            again,
+            PutOutcome::Stored {
+                new_blob: false,
+                ..
+            }
+        ),
         "{again:?}"
     );
     let new = message(2);
