@@ -925,8 +925,9 @@ async fn torn_pack_tail_is_cut_at_open() {
     // What a crash mid-batch leaves: a record header without its body.
     let pack = tmp.path().join("blobs/pack-000001.pack");
     let committed = std::fs::metadata(&pack).unwrap().len();
+    // Longer than the next record, so appending over it cannot hide it.
     let mut tail = Vec::new();
-    spampot_blobstore::append_record(&mut tail, &sha256_hex(b"lost"), 4, b"0123456789").unwrap();
+    spampot_blobstore::append_record(&mut tail, &sha256_hex(b"lost"), 4, &[7u8; 4000]).unwrap();
     tail.truncate(tail.len() - 3);
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -946,6 +947,10 @@ async fn torn_pack_tail_is_cut_at_open() {
         location(tmp.path(), &sha256_hex(&second)),
         (Some(1), Some(committed as i64))
     );
+    let size: i64 = db(tmp.path())
+        .query_row("SELECT size FROM packs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(std::fs::metadata(&pack).unwrap().len(), size as u64);
     assert_eq!(
         stored_bodies(tmp.path()),
         [sha256_hex(&first), sha256_hex(&second)]
