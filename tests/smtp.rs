@@ -92,19 +92,32 @@ async fn smtp_source_thousand_messages_nine_recipients_all_stored_bodies_dedupli
         bodies.len(),
         rows.len()
     );
-    let blob_files = count_files(&sensor.data.path().join("blobs"));
+    let blob_files = stored_body_count(&sensor.data.path().join("blobs"));
     assert_eq!(blob_files, bodies.len(), "one blob per distinct body");
     sensor.stop().await;
 }
 
-fn count_files(dir: &std::path::Path) -> usize {
+/// Bodies stored under `blobs/`: the records of every pack (each checked:
+/// complete and decompressing to its digest) plus legacy `.zst` files.
+fn stored_body_count(dir: &std::path::Path) -> usize {
     let mut n = 0;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         if path.is_dir() {
-            n += count_files(&path);
+            n += stored_body_count(&path);
         } else if path.extension().is_some_and(|e| e == "zst") {
             n += 1;
+        } else if path.extension().is_some_and(|e| e == "pack") {
+            let mut f = std::fs::File::open(&path).unwrap();
+            let scan = spampot_blobstore::scan_pack(&mut f, true).unwrap();
+            assert_eq!(
+                scan.valid_len,
+                scan.file_len,
+                "{}: torn tail",
+                path.display()
+            );
+            assert!(scan.records.iter().all(|r| r.intact), "{}", path.display());
+            n += scan.records.len();
         }
     }
     n
@@ -257,6 +270,6 @@ async fn identical_bodies_are_stored_once_and_counted_every_time() {
     assert_eq!(rows.len(), 5);
     let sha = hex(&Sha256::digest(body.as_bytes()));
     assert!(rows.iter().all(|m| m["sha256"] == sha.as_str()), "{rows:?}");
-    assert_eq!(count_files(&sensor.data.path().join("blobs")), 1);
+    assert_eq!(stored_body_count(&sensor.data.path().join("blobs")), 1);
     sensor.stop().await;
 }

@@ -277,6 +277,7 @@ impl Server {
             quota_bytes: config.store.quota_bytes,
             max_batch: config.store.max_batch,
             events_rotate_bytes: config.store.events_rotate_bytes,
+            ..StoreConfig::default()
         })
         .map_err(|e| StartError::Store {
             path: data_dir.display().to_string(),

@@ -17,11 +17,12 @@ use crate::ReportError;
 /// The database file inside a data directory.
 pub const DB_FILE: &str = "spampot.db";
 /// The blob directory inside a data directory.
-pub const BLOBS_DIR: &str = "blobs";
+pub use spampot_blobstore::BLOBS_DIR;
 /// `PRAGMA application_id` of a spampot database ("SPPT").
 pub const APPLICATION_ID: i64 = 0x5350_5054;
-/// The host's schema version whose tables [`SCHEMA_SQL`] repeats.
-pub const SCHEMA_VERSION: i64 = 2;
+/// The host's schema version whose tables [`SCHEMA_SQL`], [`INDEXES_SQL`]
+/// and [`PACKS_SQL`] repeat.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Tables (migration 1) of the host's schema: the same file the host's
 /// store migrates with, so the two cannot drift apart.
@@ -29,6 +30,9 @@ pub const SCHEMA_SQL: &str = include_str!("../../host/src/store/migrations/0001_
 
 /// Indexes (migration 2) of the host's schema, from the same file.
 pub const INDEXES_SQL: &str = include_str!("../../host/src/store/migrations/0002_indexes.sql");
+
+/// Pack files for bodies (migration 3) of the host's schema, from the same file.
+pub const PACKS_SQL: &str = include_str!("../../host/src/store/migrations/0003_packs.sql");
 
 /// The tables a report reads; a database missing one is refused.
 const REQUIRED_TABLES: &[&str] = &[
@@ -95,45 +99,44 @@ pub fn open_ro(data_dir: &Path) -> Result<Connection, ReportError> {
     Ok(conn)
 }
 
-/// Relative path of a blob: `blobs/ab/cd/<sha256>.zst`, or `None` if `sha256`
-/// is not 64 lowercase hex digits (nothing else ever becomes a path).
-pub fn blob_rel_path(sha256: &str) -> Option<String> {
-    let ok = sha256.len() == 64
-        && sha256
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    ok.then(|| {
-        format!(
-            "{BLOBS_DIR}/{}/{}/{sha256}.zst",
-            &sha256[0..2],
-            &sha256[2..4]
-        )
-    })
-}
-
 /// Why a body could not be read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BlobError {
     /// Not a valid digest.
     BadName,
-    /// No file (over quota, or removed).
+    /// Not stored (over quota, unknown digest) or its file is gone.
     Missing,
     /// Unreadable, not zstd, or its SHA-256 differs from its name.
     Corrupt,
 }
 
-/// Read and decompress the body `sha256` from `data_dir`, verifying its digest.
-pub fn read_blob(data_dir: &Path, sha256: &str) -> Result<Vec<u8>, BlobError> {
-    use sha2::{Digest, Sha256};
-    let rel = blob_rel_path(sha256).ok_or(BlobError::BadName)?;
-    let file = match std::fs::File::open(data_dir.join(rel)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::Missing),
-        Err(_) => return Err(BlobError::Corrupt),
-    };
-    let body = zstd::decode_all(std::io::BufReader::new(file)).map_err(|_| BlobError::Corrupt)?;
-    if hex::encode(Sha256::digest(&body)) != sha256 {
-        return Err(BlobError::Corrupt);
+/// Open the data directory for [`read_blob`].
+pub fn open_data_dir(data_dir: &Path) -> Result<cap_std::fs::Dir, ReportError> {
+    cap_std::fs::Dir::open_ambient_dir(data_dir, cap_std::ambient_authority())
+        .map_err(ReportError::io(data_dir))
+}
+
+/// Read and decompress the body `sha256`, verifying its digest, from its
+/// pack record or legacy file: the store's one reader
+/// ([`spampot_blobstore::read_blob`]), with `conn` the data directory's
+/// database and `dir` the data directory.
+pub fn read_blob(
+    conn: &Connection,
+    dir: &cap_std::fs::Dir,
+    sha256: &str,
+) -> Result<Vec<u8>, BlobError> {
+    use spampot_blobstore::BlobError as E;
+    let mut body = Vec::new();
+    match spampot_blobstore::read_blob(
+        conn,
+        dir,
+        sha256,
+        spampot_blobstore::Form::Decompressed,
+        &mut body,
+    ) {
+        Ok(_) => Ok(body),
+        Err(E::BadName(_)) => Err(BlobError::BadName),
+        Err(E::Unknown(_) | E::NotStored(_) | E::Missing { .. }) => Err(BlobError::Missing),
+        Err(_) => Err(BlobError::Corrupt),
     }
-    Ok(body)
 }

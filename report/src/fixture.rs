@@ -6,9 +6,12 @@
 //! The writer works on an existing database (created by the host's
 //! migrations: the `CREATE … IF NOT EXISTS` statements are then no-ops and
 //! the schema version is left alone) or creates the schema itself
-//! ([`crate::db::SCHEMA_SQL`], application_id and `user_version` 2).
-//! Blobs are written in the sharded layout, zstd level 3, without fsync:
-//! fixtures are not captures.
+//! ([`crate::db::SCHEMA_SQL`] and the rest, application_id and
+//! `user_version` 3). Bodies are written as the host would for that schema
+//! version: into pack files (version 3 on; a new pack per writer, rolled at
+//! the host's size) or, on a version 2 database, as legacy
+//! `blobs/ab/cd/<sha256>.zst` files; zstd level 3, without fsync: fixtures
+//! are not captures.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
@@ -22,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 
-use crate::db::{self, APPLICATION_ID, INDEXES_SQL, SCHEMA_SQL, SCHEMA_VERSION};
+use crate::db::{self, APPLICATION_ID, INDEXES_SQL, PACKS_SQL, SCHEMA_SQL, SCHEMA_VERSION};
 use crate::{ReportError, Result};
 
 /// One `sessions` row.
@@ -98,6 +101,15 @@ pub struct FixtureWriter {
     /// Bodies by content, so a repeated body is hashed once.
     known: HashMap<u64, Vec<(Vec<u8>, String)>>,
     store_bodies: bool,
+    /// The pack bodies go to; `None` on a pre-pack (version 2) database.
+    pack: Option<FixturePack>,
+}
+
+/// The pack a [`FixtureWriter`] appends to.
+struct FixturePack {
+    id: i64,
+    file: std::io::BufWriter<std::fs::File>,
+    len: u64,
 }
 
 /// Rows per transaction.
@@ -137,6 +149,7 @@ impl FixtureWriter {
         let created_schema = version == 0;
         if created_schema {
             conn.execute_batch(SCHEMA_SQL).map_err(&err)?;
+            conn.execute_batch(PACKS_SQL).map_err(&err)?;
             conn.pragma_update(None, "application_id", APPLICATION_ID)
                 .map_err(&err)?;
         }
@@ -144,7 +157,7 @@ impl FixtureWriter {
             "PRAGMA synchronous = OFF; PRAGMA cache_size = -262144; PRAGMA temp_store = FILE; BEGIN;",
         )
         .map_err(&err)?;
-        Ok(FixtureWriter {
+        let mut w = FixtureWriter {
             dir: dir.to_path_buf(),
             conn,
             created_schema,
@@ -152,7 +165,63 @@ impl FixtureWriter {
             artifacts: HashMap::new(),
             known: HashMap::new(),
             store_bodies: true,
-        })
+            pack: None,
+        };
+        if created_schema || version >= spampot_blobstore::PACK_SCHEMA_VERSION {
+            w.new_pack()?;
+        }
+        Ok(w)
+    }
+
+    /// Start the next pack after the last one the database knows (never
+    /// appending to a pack a host may have left a tail on).
+    fn new_pack(&mut self) -> Result<()> {
+        self.end_pack()?;
+        let err = self.err();
+        let last: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(id), 0) FROM packs", [], |r| r.get(0))
+            .map_err(&err)?;
+        let id = last + 1;
+        let rel = spampot_blobstore::pack_rel_path(id).expect("id >= 1");
+        let path = self.dir.join(&rel);
+        let parent = path.parent().expect("blobs/");
+        std::fs::create_dir_all(parent).map_err(ReportError::io(parent))?;
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(&path).map_err(ReportError::io(&path))?);
+        file.write_all(&spampot_blobstore::pack_header())
+            .map_err(ReportError::io(&path))?;
+        let len = spampot_blobstore::PACK_HEADER_LEN;
+        self.conn
+            .execute(
+                "INSERT INTO packs (id, size, created_at) VALUES (?1, ?2, ?3)",
+                params![
+                    id,
+                    len as i64,
+                    ts(DateTime::<Utc>::from(std::time::SystemTime::now()))
+                ],
+            )
+            .map_err(&err)?;
+        self.pack = Some(FixturePack { id, file, len });
+        Ok(())
+    }
+
+    /// Flush the current pack and record its size.
+    fn end_pack(&mut self) -> Result<()> {
+        let Some(mut p) = self.pack.take() else {
+            return Ok(());
+        };
+        let rel = spampot_blobstore::pack_rel_path(p.id).expect("id >= 1");
+        p.file
+            .flush()
+            .map_err(ReportError::io(&self.dir.join(rel)))?;
+        self.conn
+            .execute(
+                "UPDATE packs SET size = ?2 WHERE id = ?1",
+                params![p.id, p.len as i64],
+            )
+            .map_err(self.err())?;
+        Ok(())
     }
 
     /// Record bodies as over quota (`stored = 0`, no blob) from now on, or not.
@@ -239,26 +308,59 @@ impl FixtureWriter {
             return Ok(sha);
         }
         let mut stored_size = 0;
+        let mut location: Option<(i64, i64)> = None;
         if self.store_bodies {
-            let rel = db::blob_rel_path(&sha).expect("a sha256");
-            let path = self.dir.join(&rel);
-            let parent = path.parent().expect("shard");
-            std::fs::create_dir_all(parent).map_err(ReportError::io(parent))?;
-            let compressed = zstd::encode_all(body, 3).map_err(ReportError::io(&path))?;
+            let compressed = zstd::encode_all(body, spampot_blobstore::ZSTD_LEVEL)
+                .map_err(ReportError::io(&self.dir))?;
             stored_size = compressed.len();
-            std::fs::write(&path, compressed).map_err(ReportError::io(&path))?;
+            if self
+                .pack
+                .as_ref()
+                .is_some_and(|p| p.len >= spampot_blobstore::PACK_ROLL_BYTES)
+            {
+                self.new_pack()?;
+            }
+            if let Some(p) = self.pack.as_mut() {
+                let mut rec = Vec::with_capacity(compressed.len() + 64);
+                spampot_blobstore::append_record(&mut rec, &sha, body.len() as u64, &compressed)
+                    .expect("a sha256");
+                let rel = spampot_blobstore::pack_rel_path(p.id).expect("id >= 1");
+                p.file
+                    .write_all(&rec)
+                    .map_err(ReportError::io(&self.dir.join(rel)))?;
+                location = Some((p.id, p.len as i64));
+                p.len += rec.len() as u64;
+            } else {
+                let rel = spampot_blobstore::legacy_rel_path(&sha).expect("a sha256");
+                let path = self.dir.join(&rel);
+                let parent = path.parent().expect("shard");
+                std::fs::create_dir_all(parent).map_err(ReportError::io(parent))?;
+                std::fs::write(&path, compressed).map_err(ReportError::io(&path))?;
+            }
         }
         // The row exists before any message names it (foreign keys are on in
         // rusqlite's bundled SQLite); counts and times are set by `finish`.
         let err = self.err();
-        self.conn
-            .prepare_cached(
-                "INSERT INTO artifacts (sha256, kind, size, stored_size, stored, first_seen, last_seen, seen_count) \
-                 VALUES (?1, 'email', ?2, 0, 0, ?3, ?3, 0) ON CONFLICT(sha256) DO NOTHING",
-            )
-            .map_err(&err)?
-            .execute(params![sha, body.len() as i64, ts])
-            .map_err(&err)?;
+        if self.pack.is_some() {
+            let (pack, offset) = location.unzip();
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO artifacts (sha256, kind, size, stored_size, stored, first_seen, last_seen, seen_count, \
+                     pack, pack_offset) VALUES (?1, 'email', ?2, 0, 0, ?3, ?3, 0, ?4, ?5) ON CONFLICT(sha256) DO NOTHING",
+                )
+                .map_err(&err)?
+                .execute(params![sha, body.len() as i64, ts, pack, offset])
+                .map_err(&err)?;
+        } else {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO artifacts (sha256, kind, size, stored_size, stored, first_seen, last_seen, seen_count) \
+                     VALUES (?1, 'email', ?2, 0, 0, ?3, ?3, 0) ON CONFLICT(sha256) DO NOTHING",
+                )
+                .map_err(&err)?
+                .execute(params![sha, body.len() as i64, ts])
+                .map_err(&err)?;
+        }
         self.artifacts.insert(
             sha.clone(),
             ArtifactAgg {
@@ -325,7 +427,8 @@ impl FixtureWriter {
 
     /// Write the `artifacts` rows, the indexes (when this writer created the
     /// schema) and commit.
-    pub fn finish(self) -> Result<()> {
+    pub fn finish(mut self) -> Result<()> {
+        self.end_pack()?;
         let err = self.err();
         {
             let mut stmt = self

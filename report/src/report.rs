@@ -846,6 +846,7 @@ fn analyze_bodies(
     );
     let mut stmt = conn.prepare(&sql).map_err(err)?;
     let mut rows = stmt.query(params_from_iter(&params)).map_err(err)?;
+    let dir = db::open_data_dir(&opts.data_dir)?;
     let mut analysis = BodyAnalysis {
         bodies_total: 0,
         bodies_analyzed: 0,
@@ -872,7 +873,7 @@ fn analyze_bodies(
             analysis.bodies_not_stored += 1;
             continue;
         }
-        let raw = match db::read_blob(&opts.data_dir, &sha) {
+        let raw = match db::read_blob(conn, &dir, &sha) {
             Ok(raw) => raw,
             Err(BlobError::BadName | BlobError::Missing | BlobError::Corrupt) => {
                 analysis.bodies_unreadable += 1;

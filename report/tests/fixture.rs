@@ -63,7 +63,7 @@ fn actual(conn: &Connection) -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn schema_matches_store_md() {
     let doc = documented();
-    assert_eq!(doc.len(), 7, "{doc:?}");
+    assert_eq!(doc.len(), 8, "{doc:?}");
     let d = tempfile::tempdir().unwrap();
     FixtureWriter::open(d.path()).unwrap().finish().unwrap();
     let conn = Connection::open(d.path().join("spampot.db")).unwrap();
@@ -74,7 +74,7 @@ fn schema_matches_store_md() {
     let app: i64 = conn
         .pragma_query_value(None, "application_id", |r| r.get(0))
         .unwrap();
-    assert_eq!((v, app), (2, 0x5350_5054));
+    assert_eq!((v, app), (3, 0x5350_5054));
     let indexes: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
@@ -107,6 +107,13 @@ fn writes_on_an_existing_schema_without_touching_it() {
     assert_eq!(v, 2);
     let r = build_report(&ReportOptions::new(d.path())).unwrap();
     assert_eq!(r.summary.emails, 60);
+    // A version 2 database gets legacy per-body files, read back as such.
+    assert!(!d.path().join("blobs").read_dir().unwrap().any(|e| {
+        let name = e.unwrap().file_name();
+        name.to_string_lossy().ends_with(".pack")
+    }));
+    assert!(r.body_analysis.bodies_analyzed > 0);
+    assert_eq!(r.body_analysis.bodies_unreadable, 0);
 }
 
 #[test]

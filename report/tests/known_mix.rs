@@ -581,13 +581,39 @@ fn max_bodies_caps_and_says_so() {
 fn missing_or_corrupt_blobs_are_counted() {
     let d = dir();
     let sha = |body: &str| spampot_report::fixture::sha256_hex(body.as_bytes());
-    let path = |s: &str| d.path().join(spampot_report::db::blob_rel_path(s).unwrap());
-    std::fs::remove_file(path(&sha(E))).unwrap();
-    std::fs::write(
-        path(&sha(F)),
-        zstd::encode_all(&b"tampered"[..], 3).unwrap(),
+    let conn = rusqlite::Connection::open(d.path().join("spampot.db")).unwrap();
+    // E's body points at a pack that is not there.
+    let n = conn
+        .execute("UPDATE artifacts SET pack = 99 WHERE sha256 = ?1", [sha(E)])
+        .unwrap();
+    assert_eq!(n, 1);
+    // F's row points at a well-formed record that carries F's digest but
+    // other bytes: only the check of the decompressed body catches it.
+    let pack: i64 = conn
+        .query_row(
+            "SELECT pack FROM artifacts WHERE sha256 = ?1",
+            [sha(F)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let pack_path = d
+        .path()
+        .join(spampot_blobstore::pack_rel_path(pack).unwrap());
+    let offset = std::fs::metadata(&pack_path).unwrap().len();
+    let tampered = zstd::encode_all(&b"tampered"[..], 3).unwrap();
+    let mut rec = Vec::new();
+    spampot_blobstore::append_record(&mut rec, &sha(F), 8, &tampered).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&pack_path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &rec).unwrap();
+    conn.execute(
+        "UPDATE artifacts SET pack_offset = ?2, stored_size = ?3 WHERE sha256 = ?1",
+        rusqlite::params![sha(F), offset as i64, tampered.len() as i64],
     )
     .unwrap();
+    drop(conn);
     let r = report(d.path(), |_| {});
     assert_eq!(r.body_analysis.bodies_unreadable, 2);
     assert_eq!(r.body_analysis.bodies_analyzed, 5);

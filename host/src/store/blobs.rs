@@ -1,250 +1,304 @@
-//! Content-addressed blob files: `blobs/ab/cd/<sha256>.zst`.
+//! Artifact bodies on disk: append-only pack files written by the writer
+//! thread (`blobs/pack-000001.pack`, …), plus read support for the legacy
+//! one-file-per-body layout (`blobs/ab/cd/<sha256>.zst`). The format and the
+//! reader live in the `spampot-blobstore` crate, shared with the report.
 //!
-//! A blob's name is derived only from its SHA-256, validated as 64 lowercase
-//! hex characters before use; nothing else ever becomes a path.
+//! Nothing a plugin sends becomes a path: packs are named by an integer id,
+//! legacy files by a digest validated as 64 lowercase hex characters.
 
-use std::collections::{BTreeSet, HashSet};
-use std::io::{self, Write};
-use std::sync::{Arc, Mutex, mpsc};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 
-use cap_std::fs::{Dir, File, OpenOptions};
-use sha2::{Digest, Sha256};
+use cap_std::fs::{Dir, OpenOptions};
+use rusqlite::{OptionalExtension, Transaction, params};
 
-/// The directory, relative to the data directory, holding the blob shards.
-pub const BLOBS_DIR: &str = "blobs";
-
-/// zstd level for blobs: level 3 (zstd's default) compresses mail text ~4x at
-/// hundreds of MB/s per core, so compression never becomes the bottleneck.
-pub const ZSTD_LEVEL: i32 = 3;
-
-/// True if `s` is a full SHA-256 in lowercase hex (exactly 64 of `[0-9a-f]`).
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && is_lower_hex(s)
-}
+pub use spampot_blobstore::{
+    BLOBS_DIR, PACK_ROLL_BYTES, ZSTD_LEVEL, is_sha256_hex, legacy_rel_path, pack_rel_path,
+    sha256_hex,
+};
+use spampot_blobstore::{PACK_HEADER_LEN, append_record, is_pack_header, pack_header};
 
 pub(super) fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Lowercase hex SHA-256 of `data`.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+thread_local! {
+    /// One zstd compression context per thread: creating one per artifact
+    /// (what `zstd::bulk::compress` does) allocates and initialises
+    /// ~1 MiB of tables each time. Tokio workers, the blocking pool and the
+    /// writer each keep theirs for the thread's life.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { RefCell::new(None) };
 }
 
-/// `blobs/ab/cd` for a validated digest.
-fn shard_of(sha256: &str) -> String {
-    debug_assert!(is_sha256_hex(sha256));
-    format!("{BLOBS_DIR}/{}/{}", &sha256[0..2], &sha256[2..4])
+/// Compress a body at [`ZSTD_LEVEL`] with this thread's context. The output
+/// is the same as `zstd::bulk::compress(data, ZSTD_LEVEL)`.
+pub(super) fn compress(data: &[u8]) -> io::Result<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        c.as_mut().expect("set above").compress(data)
+    })
 }
 
-/// `blobs/ab/cd/<sha256>.zst`, or `None` if `sha256` is not a valid digest.
-pub fn blob_rel_path(sha256: &str) -> Option<String> {
-    is_sha256_hex(sha256).then(|| format!("{}/{sha256}.zst", shard_of(sha256)))
-}
+/// Digests (their first 64 bits) the writer has seen stored, so callers can
+/// skip compressing a body that is known already. A hint only: a false
+/// positive costs the writer a compression, a miss a wasted one; the
+/// database decides.
+pub(super) struct KnownBodies(Mutex<HashSet<u64>>);
 
-/// Whether the blob file exists (a hint only: the database decides).
-pub(super) fn blob_exists(dir: &Dir, sha256: &str) -> bool {
-    blob_rel_path(sha256).is_some_and(|p| dir.is_file(p))
-}
+/// Entries kept in [`KnownBodies`] before it starts over: 64k × 8 bytes
+/// (plus the set's overhead, ~1 MiB) covers the campaigns active at once; a
+/// campaign that repeats a body is re-learnt after one more sighting.
+const KNOWN_HINT_CAP: usize = 1 << 16;
 
-/// Threads that fsync one batch's files concurrently. On journaling file
-/// systems concurrent fsyncs share a journal commit, so a batch of N new
-/// blobs costs about one or two fsyncs of latency instead of N.
-const SYNC_THREADS: usize = 8;
-
-/// A blob written under its temp name, waiting for fsync and rename.
-struct Staged {
-    tmp: String,
-    fin: String,
-    shard: String,
-}
-
-/// Writes a batch's blobs for the writer thread: [`BlobWriter::stage`] each
-/// one, then [`BlobWriter::commit`] once before the transaction commits.
-pub(super) struct BlobWriter {
-    /// Shard directories known to exist, to save two syscalls per blob.
-    known_shards: HashSet<String>,
-    /// Blobs of the current batch written to temp names, and their open files.
-    staged: Vec<Staged>,
-    staged_files: Vec<File>,
-    /// Directories whose entries changed in the current batch.
-    dirty_dirs: BTreeSet<String>,
-    pool: SyncPool,
-}
-
-impl BlobWriter {
-    pub(super) fn new() -> io::Result<Self> {
-        Ok(BlobWriter {
-            known_shards: HashSet::new(),
-            staged: Vec::new(),
-            staged_files: Vec::new(),
-            dirty_dirs: BTreeSet::new(),
-            pool: SyncPool::new(SYNC_THREADS)?,
-        })
+impl KnownBodies {
+    pub(super) fn new() -> Self {
+        KnownBodies(Mutex::new(HashSet::new()))
     }
 
-    /// Write `compressed` to the temp name of blob `sha256`
-    /// (`blobs/ab/cd/<sha256>.zst.tmp`), creating the shard directories.
-    pub(super) fn stage(&mut self, dir: &Dir, sha256: &str, compressed: &[u8]) -> io::Result<()> {
-        if !is_sha256_hex(sha256) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("invalid blob name {sha256:?}"),
-            ));
-        }
-        let shard = shard_of(sha256);
-        let result = self.stage_inner(dir, sha256, &shard, compressed);
-        if result.is_err() {
-            // Someone may have removed or replaced the shard: look again next time.
-            self.known_shards.remove(&shard);
-        }
-        result
+    fn key(sha256: &str) -> Option<u64> {
+        sha256
+            .get(..16)
+            .and_then(|p| u64::from_str_radix(p, 16).ok())
     }
 
-    fn stage_inner(
+    pub(super) fn contains(&self, sha256: &str) -> bool {
+        let Some(k) = Self::key(sha256) else {
+            return false;
+        };
+        self.0.lock().is_ok_and(|s| s.contains(&k))
+    }
+
+    pub(super) fn insert(&self, sha256: &str) {
+        let Some(k) = Self::key(sha256) else { return };
+        if let Ok(mut s) = self.0.lock() {
+            if s.len() >= KNOWN_HINT_CAP {
+                s.clear();
+            }
+            s.insert(k);
+        }
+    }
+}
+
+/// The pack being appended to.
+struct OpenPack {
+    id: i64,
+    file: std::fs::File,
+    /// Bytes of the file that a committed `packs.size` covers.
+    committed: u64,
+}
+
+/// Appends a batch's new bodies to the current pack for the writer thread:
+/// [`PackWriter::stage`] each one, [`PackWriter::write_and_sync`] once before
+/// the transaction commits, then [`PackWriter::committed`] (or
+/// [`PackWriter::abort`] if anything failed).
+pub(super) struct PackWriter {
+    current: Option<OpenPack>,
+    /// Records of the current batch, to be written at `current.committed`.
+    pending: Vec<u8>,
+    /// The roll check ran for the current batch.
+    prepared: bool,
+    roll_bytes: u64,
+}
+
+/// Above this the batch buffer is freed after use rather than kept: one
+/// large upload should not pin its size in memory for the process's life.
+const PENDING_KEEP_BYTES: usize = 8 << 20;
+
+impl PackWriter {
+    pub(super) fn new(roll_bytes: u64) -> Self {
+        PackWriter {
+            current: None,
+            pending: Vec::new(),
+            prepared: false,
+            roll_bytes: roll_bytes.max(1),
+        }
+    }
+
+    /// Add one body to the batch; returns its (pack id, record offset) as the
+    /// `artifacts` row must name it. The first call of a batch opens (or
+    /// rolls to) the pack, inserting a new pack's row in `tx`.
+    pub(super) fn stage(
         &mut self,
         dir: &Dir,
+        tx: &Transaction<'_>,
         sha256: &str,
-        shard: &str,
+        size: u64,
         compressed: &[u8],
-    ) -> io::Result<()> {
-        if !self.known_shards.contains(shard) {
-            let top = &shard[..BLOBS_DIR.len() + 3]; // "blobs/ab"
-            if create_dir_new(dir, top)? {
-                self.dirty_dirs.insert(BLOBS_DIR.to_string());
-            }
-            if create_dir_new(dir, shard)? {
-                self.dirty_dirs.insert(top.to_string());
-            }
-            self.known_shards.insert(shard.to_string());
+    ) -> io::Result<(i64, u64)> {
+        if !self.prepared {
+            self.prepare(dir, tx)?;
+            self.prepared = true;
         }
-        // One writer thread per data directory (the lock file guarantees it),
-        // and a body is staged at most once per batch, so a fixed temp name
-        // cannot collide; a leftover from a crash is truncated and reused.
-        let tmp = format!("{shard}/{sha256}.zst.tmp");
-        let mut file = dir.open_with(
-            &tmp,
-            OpenOptions::new().write(true).create(true).truncate(true),
-        )?;
-        file.write_all(compressed)?;
-        self.staged_files.push(file);
-        self.staged.push(Staged {
-            tmp,
-            fin: format!("{shard}/{sha256}.zst"),
-            shard: shard.to_string(),
-        });
+        let pack = self.current.as_ref().expect("prepared");
+        let offset = pack.committed + self.pending.len() as u64;
+        let id = pack.id;
+        append_record(&mut self.pending, sha256, size, compressed).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid blob name {sha256:?}"),
+            )
+        })?;
+        Ok((id, offset))
+    }
+
+    /// Write the batch's records with one `pwrite`, `fdatasync` the pack and
+    /// record its new committed size in `tx`. Must succeed before `tx` commits.
+    pub(super) fn write_and_sync(&mut self, tx: &Transaction<'_>) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pack = self.current.as_ref().expect("staged");
+        pack.file.write_all_at(&self.pending, pack.committed)?;
+        // fdatasync covers the data and the grown file size, which is all a
+        // reader needs; the pack's directory entry was synced at creation.
+        pack.file.sync_data()?;
+        let size = pack.committed + self.pending.len() as u64;
+        tx.prepare_cached("UPDATE packs SET size = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![pack.id, size as i64]))
+            .map_err(io::Error::other)?;
         Ok(())
     }
 
-    /// Make the staged blobs durable under their final names: rename each
-    /// temp file over its final name, then fsync every blob file and every
-    /// directory whose entries changed (shards, and parents of new shards),
-    /// all concurrently, in one round.
-    ///
-    /// Renaming before the fsync is safe because the blob file is not the
-    /// commit point: the database row is, and it commits only after this
-    /// returns Ok. A crash in between leaves a file no stored row refers to
-    /// (an orphan, possibly incomplete); it is rewritten when that body comes
-    /// again, since only bodies the database does not list as stored are
-    /// staged, and readers verify the SHA-256 of what they read. One fsync
-    /// round instead of two (files, then directories) gave ~50% more
-    /// artifacts/s in the 20-writer benchmark.
-    pub(super) fn commit(&mut self, dir: &Dir) -> io::Result<()> {
-        let result = self.commit_inner(dir);
-        self.reset();
-        result
-    }
-
-    fn commit_inner(&mut self, dir: &Dir) -> io::Result<()> {
-        for s in &self.staged {
-            dir.rename(&s.tmp, dir, &s.fin)?;
-            self.dirty_dirs.insert(s.shard.clone());
+    /// The transaction committed: the batch's bytes are now committed too.
+    pub(super) fn committed(&mut self) {
+        if let Some(p) = self.current.as_mut() {
+            p.committed += self.pending.len() as u64;
         }
-        // The open descriptors follow the renamed files.
-        let mut files = std::mem::take(&mut self.staged_files);
-        for d in &self.dirty_dirs {
-            // cap-std directory handles may be O_PATH descriptors, which
-            // fsync rejects (EBADF); open the directory for reading instead.
-            files.push(dir.open(d)?);
+        self.end_batch();
+    }
+
+    /// The batch failed: forget the open pack, so the next batch reopens it
+    /// from the database's view and truncates whatever this batch appended
+    /// (or drops a pack created by this batch's rolled-back transaction).
+    pub(super) fn abort(&mut self) {
+        self.current = None;
+        self.end_batch();
+    }
+
+    fn end_batch(&mut self) {
+        self.prepared = false;
+        if self.pending.capacity() > PENDING_KEEP_BYTES {
+            self.pending = Vec::new();
+        } else {
+            self.pending.clear();
         }
-        self.pool.sync_all(files)
     }
 
-    /// Forget the current batch (after a failure; temp files stay as orphans
-    /// and are overwritten when the body comes again).
-    pub(super) fn reset(&mut self) {
-        self.staged.clear();
-        self.staged_files.clear();
-        self.dirty_dirs.clear();
-    }
-}
-
-type SyncJob = (File, mpsc::Sender<io::Result<()>>);
-
-/// A few long-lived threads that fsync files handed to them, so that one
-/// batch's fsyncs run concurrently without spawning threads per batch.
-struct SyncPool {
-    jobs: mpsc::Sender<SyncJob>,
-}
-
-impl SyncPool {
-    fn new(threads: usize) -> io::Result<SyncPool> {
-        let (jobs, rx) = mpsc::channel::<SyncJob>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..threads {
-            let rx = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("spampot-fsync-{i}"))
-                .spawn(move || {
-                    loop {
-                        // The guard is dropped at the end of the statement, so
-                        // other workers can take the next job during our fsync.
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok((file, back)) = job else { return };
-                        let _ = back.send(file.sync_all());
+    /// Make `current` a pack below the roll size: the open one, else the last
+    /// one the database knows (its uncommitted tail cut off), else a new one.
+    fn prepare(&mut self, dir: &Dir, tx: &Transaction<'_>) -> io::Result<()> {
+        if self.current.is_none() {
+            let last: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT id, size FROM packs ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(io::Error::other)?;
+            match last {
+                None => {
+                    self.current = Some(create_pack(dir, tx, 1)?);
+                    return Ok(());
+                }
+                Some((id, size)) => match reopen_pack(dir, id, size.max(0) as u64) {
+                    Ok(p) => self.current = Some(p),
+                    Err(e) => {
+                        // Committed bytes are gone (restored backup, disk
+                        // trouble): never append after a hole; start afresh.
+                        tracing::error!(
+                            pack = id,
+                            "cannot continue blob pack, starting a new one: {e}"
+                        );
+                        self.current = Some(create_pack(dir, tx, id + 1)?);
+                        return Ok(());
                     }
-                })?;
-        }
-        // The threads exit when `jobs` (owned by the writer) is dropped.
-        Ok(SyncPool { jobs })
-    }
-
-    /// fsync every file, concurrently; the first error wins.
-    fn sync_all(&self, files: Vec<File>) -> io::Result<()> {
-        if files.len() <= 1 {
-            return files.iter().try_for_each(|f| f.sync_all());
-        }
-        let n = files.len();
-        let (back, results) = mpsc::channel();
-        for f in files {
-            self.jobs
-                .send((f, back.clone()))
-                .map_err(|_| io::Error::other("fsync threads are gone"))?;
-        }
-        drop(back);
-        let mut result = Ok(());
-        for _ in 0..n {
-            let r = results
-                .recv()
-                .unwrap_or_else(|_| Err(io::Error::other("an fsync thread died")));
-            if result.is_ok() {
-                result = r;
+                },
             }
         }
-        result
+        let p = self.current.as_ref().expect("set above");
+        if p.committed >= self.roll_bytes {
+            let next = p.id + 1;
+            self.current = Some(create_pack(dir, tx, next)?);
+        }
+        Ok(())
     }
 }
 
-/// Create `path` (relative to `dir`); Ok(true) if it was created now.
-fn create_dir_new(dir: &Dir, path: &str) -> io::Result<bool> {
-    match dir.create_dir(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
+/// Open an existing pack for appending at `committed` (its `packs.size`);
+/// bytes past it are the tail of a batch that never committed and are cut.
+fn reopen_pack(dir: &Dir, id: i64, committed: u64) -> io::Result<OpenPack> {
+    let path = pack_rel_path(id).ok_or_else(|| io::Error::other(format!("bad pack id {id}")))?;
+    let file = dir
+        .open_with(&path, OpenOptions::new().read(true).write(true))?
+        .into_std();
+    let len = file.metadata()?.len();
+    let mut head = [0u8; PACK_HEADER_LEN as usize];
+    file.read_exact_at(&mut head, 0)?;
+    if !is_pack_header(&head) {
+        return Err(io::Error::other(format!("{path} has no pack header")));
     }
+    if len < committed {
+        return Err(io::Error::other(format!(
+            "{path} is {len} bytes, the database says {committed} are committed"
+        )));
+    }
+    if len > committed {
+        file.set_len(committed)?;
+        file.sync_data()?;
+        tracing::warn!(
+            pack = %path,
+            bytes = len - committed,
+            "cut the uncommitted tail of a blob pack (a batch that never committed)"
+        );
+    }
+    Ok(OpenPack {
+        id,
+        file,
+        committed,
+    })
+}
+
+/// Create pack `id` (replacing a leftover file of an uncommitted creation)
+/// with its header, durable with its directory entry, and insert its `packs`
+/// row in `tx`.
+fn create_pack(dir: &Dir, tx: &Transaction<'_>, id: i64) -> io::Result<OpenPack> {
+    let path = pack_rel_path(id).ok_or_else(|| io::Error::other(format!("bad pack id {id}")))?;
+    let file = dir
+        .open_with(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+        )?
+        .into_std();
+    file.write_all_at(&pack_header(), 0)?;
+    file.sync_all()?;
+    sync_dir(dir, BLOBS_DIR)?;
+    tx.prepare_cached("INSERT OR REPLACE INTO packs (id, size, created_at) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                PACK_HEADER_LEN as i64,
+                super::format_ts(&chrono::Utc::now())
+            ])
+        })
+        .map_err(io::Error::other)?;
+    tracing::info!(pack = %path, "new blob pack");
+    Ok(OpenPack {
+        id,
+        file,
+        committed: PACK_HEADER_LEN,
+    })
 }
 
 /// fsync a directory (relative to `dir`; "." for `dir` itself).

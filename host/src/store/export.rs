@@ -11,9 +11,10 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
-use super::blobs::{self, blob_rel_path, is_lower_hex, is_sha256_hex};
+use spampot_blobstore::{BlobError, Form};
+
+use super::blobs::{self, is_lower_hex, is_sha256_hex};
 use super::writer::{ROTATED_PREFIX, ROTATED_STAMP};
 use super::{DB_FILE, EVENTS_FILE, StoreError, schema};
 
@@ -536,79 +537,66 @@ pub fn show_message(data_dir: &Path, sha256: &str, out: &mut dyn Write) -> Resul
     head.push('\n');
     out.write_all(head.as_bytes()).map_err(StoreError::Output)?;
     if stored {
-        let dir = open_dir(data_dir)?;
-        stream_blob(&dir, data_dir, &sha, out)?;
+        stream_blob(&conn, data_dir, &sha, out)?;
     }
     out.flush().map_err(StoreError::Output)
 }
 
-/// A writer that hashes what passes through, to verify a blob while streaming it.
-struct HashingWriter<'a> {
-    out: &'a mut dyn Write,
-    hasher: Sha256,
-}
-
-impl Write for HashingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+/// Map the shared reader's errors to the store's, with full paths.
+fn blob_err(data_dir: &Path, sha256: &str, e: BlobError) -> StoreError {
+    match e {
+        BlobError::BadName(input) => StoreError::InvalidSha256 {
+            input,
+            reason: "expected exactly 64 lowercase hex characters",
+        },
+        BlobError::Unknown(_) => StoreError::NotFound {
+            path: data_dir.join(DB_FILE),
+            what: format!("artifact {sha256}"),
+        },
+        BlobError::NotStored(_) => StoreError::NotFound {
+            path: data_dir.join(blobs::BLOBS_DIR),
+            what: format!("blob {sha256} (not stored: over quota)"),
+        },
+        BlobError::Missing { path } => StoreError::NotFound {
+            path: data_dir.join(path),
+            what: format!("blob {sha256}"),
+        },
+        BlobError::Corrupt { path, reason } => StoreError::Corrupt {
+            path: data_dir.join(path),
+            reason,
+        },
+        BlobError::Io { path, source } => StoreError::Io {
+            path: data_dir.join(path),
+            source,
+        },
+        BlobError::Db(source) => StoreError::Db {
+            path: data_dir.join(DB_FILE),
+            source,
+        },
+        BlobError::Output(e) => StoreError::Output(e),
     }
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
 }
 
-fn open_blob(dir: &Dir, data_dir: &Path, sha256: &str) -> Result<cap_std::fs::File, StoreError> {
-    check_sha256(sha256)?;
-    let rel = blob_rel_path(sha256).expect("validated digest");
-    dir.open(&rel).map_err(|source| {
-        if source.kind() == io::ErrorKind::NotFound {
-            StoreError::NotFound {
-                path: data_dir.join(blobs::BLOBS_DIR),
-                what: format!("blob {sha256}"),
-            }
-        } else {
-            StoreError::Io {
-                path: data_dir.join(&rel),
-                source,
-            }
-        }
-    })
-}
-
+/// Stream the decompressed, verified body `sha256` to `out`, from its pack
+/// record or legacy file (the shared reader decides which).
 fn stream_blob(
-    dir: &Dir,
+    conn: &Connection,
     data_dir: &Path,
     sha256: &str,
     out: &mut dyn Write,
 ) -> Result<(), StoreError> {
-    let file = open_blob(dir, data_dir, sha256)?;
-    let path = data_dir.join(blob_rel_path(sha256).expect("validated digest"));
-    let mut hw = HashingWriter {
-        out,
-        hasher: Sha256::new(),
-    };
-    // Decode errors and output errors are told apart by trying the output.
-    zstd::stream::copy_decode(BufReader::new(file), &mut hw).map_err(|e| StoreError::Corrupt {
-        path: path.clone(),
-        reason: format!("cannot decompress: {e}"),
-    })?;
-    if hex::encode(hw.hasher.finalize()) != sha256 {
-        return Err(StoreError::Corrupt {
-            path,
-            reason: "content does not match its SHA-256".into(),
-        });
-    }
-    Ok(())
+    let dir = open_dir(data_dir)?;
+    spampot_blobstore::read_blob(conn, &dir, sha256, Form::Decompressed, out)
+        .map(|_| ())
+        .map_err(|e| blob_err(data_dir, sha256, e))
 }
 
 /// The decompressed content of blob `sha256` (exactly 64 lowercase hex
 /// characters), verified against its digest.
 pub fn read_blob(data_dir: &Path, sha256: &str) -> Result<Vec<u8>, StoreError> {
     check_sha256(sha256)?;
-    let dir = open_dir(data_dir)?;
+    let conn = schema::open_ro(&data_dir.join(DB_FILE))?;
     let mut buf = Vec::new();
-    stream_blob(&dir, data_dir, sha256, &mut buf)?;
+    stream_blob(&conn, data_dir, sha256, &mut buf)?;
     Ok(buf)
 }

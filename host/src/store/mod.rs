@@ -4,11 +4,13 @@
 //!   object per line, in arrival order.
 //! * `spampot.db` (SQLite, WAL): events indexed into report tables, and the
 //!   durable record of every artifact (messages, recipients, uploads...).
-//! * `blobs/ab/cd/<sha256>.zst`: artifact bodies, zstd-compressed, stored once.
+//! * `blobs/pack-000001.pack`, …: artifact bodies, zstd-compressed, stored
+//!   once, appended to pack files (one write and one fdatasync per batch).
+//!   Older data directories also have `blobs/ab/cd/<sha256>.zst`, still read.
 //!
 //! One dedicated writer thread owns the database connection and the event log.
-//! [`CaptureStore::put_artifact`] returns only after the blob and its rows are
-//! on disk (group commit: one fsync round and one transaction per batch of
+//! [`CaptureStore::put_artifact`] returns only after the body and its rows are
+//! on disk (group commit: one pack fdatasync and one transaction per batch of
 //! concurrent callers). See `docs/store.md` for the full contract.
 //!
 //! The module is self-contained: it uses no other module of the crate.
@@ -30,7 +32,7 @@ use cap_std::fs::Dir;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-pub use blobs::{blob_rel_path, is_sha256_hex, sha256_hex};
+pub use blobs::{PACK_ROLL_BYTES, is_sha256_hex, legacy_rel_path, pack_rel_path, sha256_hex};
 pub use export::{ExportFormat, ExportWhat, export, read_blob, show_message};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
@@ -65,6 +67,8 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Rotate events.jsonl when it grows past this many bytes (0 = never).
     pub events_rotate_bytes: u64,
+    /// Start a new blob pack once the current one is past this many bytes.
+    pub pack_roll_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -85,6 +89,7 @@ impl Default for StoreConfig {
             // compress, and rotation happens only a few times a day even
             // under heavy abuse.
             events_rotate_bytes: 256 << 20,
+            pack_roll_bytes: blobs::PACK_ROLL_BYTES,
         }
     }
 }
@@ -246,8 +251,9 @@ pub(crate) struct PutRequest {
     meta: Vec<(String, String)>,
     data: Vec<u8>,
     sha256: String,
-    /// Compressed body, unless the blob file already existed when the caller
-    /// looked (then the writer compresses only if it turns out to be needed).
+    /// Compressed body, unless the body was known to be stored when the
+    /// caller looked (then the writer compresses only if it turns out to be
+    /// needed).
     compressed: Option<Vec<u8>>,
     reply: oneshot::Sender<Result<PutOutcome, PutError>>,
 }
@@ -268,7 +274,7 @@ pub(crate) enum Request {
 struct Inner {
     tx: mpsc::Sender<Request>,
     stats: Arc<Stats>,
-    dir: Arc<Dir>,
+    known: Arc<blobs::KnownBodies>,
     quota_bytes: u64,
     data_dir: PathBuf,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -374,8 +380,10 @@ impl CaptureStore {
         let conn = schema::open_rw(&db_path)?;
         let stats = Arc::new(Stats::default());
         let dir = Arc::new(dir);
+        let known = Arc::new(blobs::KnownBodies::new());
         let writer = writer::Writer::new(writer::WriterInit {
-            dir: dir.clone(),
+            dir,
+            known: known.clone(),
             data_dir: data_dir.clone(),
             conn,
             lock,
@@ -399,7 +407,7 @@ impl CaptureStore {
             inner: Arc::new(Inner {
                 tx,
                 stats,
-                dir,
+                known,
                 quota_bytes: config.quota_bytes,
                 data_dir,
                 thread: Mutex::new(Some(thread)),
@@ -455,15 +463,17 @@ impl CaptureStore {
                 "other"
             }
         };
-        let dir = self.inner.dir.clone();
+        let known = self.inner.known.clone();
         let large = data.len() > INLINE_PREP_LIMIT;
+        // Compress here, on the caller's thread, so the single writer thread
+        // only writes; a body the writer recently stored is not compressed.
         let prep = move || -> Result<Prepared, PutError> {
             let sha256 = sha256_hex(&data);
-            let compressed = if blobs::blob_exists(&dir, &sha256) {
+            let compressed = if known.contains(&sha256) {
                 None
             } else {
                 Some(
-                    zstd::bulk::compress(&data, blobs::ZSTD_LEVEL)
+                    blobs::compress(&data)
                         .map_err(|e| PutError::Io(format!("zstd compression failed: {e}")))?,
                 )
             };

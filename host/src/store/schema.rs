@@ -27,8 +27,12 @@ const M1_TABLES: &str = include_str!("migrations/0001_tables.sql");
 /// Version 2: the indexes the reports and `show message` need.
 const M2_INDEXES: &str = include_str!("migrations/0002_indexes.sql");
 
+/// Version 3: pack files for artifact bodies (`artifacts.pack`,
+/// `artifacts.pack_offset`, table `packs`).
+const M3_PACKS: &str = include_str!("migrations/0003_packs.sql");
+
 /// Every migration, in order. `MIGRATIONS[i]` takes `user_version` i to i+1.
-pub const MIGRATIONS: &[&str] = &[M1_TABLES, M2_INDEXES];
+pub const MIGRATIONS: &[&str] = &[M1_TABLES, M2_INDEXES, M3_PACKS];
 
 /// The schema version this binary writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -75,6 +79,13 @@ pub(super) fn open_rw(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(&err)?;
+    // The writer's page cache, in KiB (negative = KiB). The indexes keyed by
+    // digest (artifacts' primary key, messages(sha256)) touch a different
+    // page per message; SQLite's default 2 MiB stops holding them early and
+    // every miss is a pread in the commit path. 32 MiB is small next to the
+    // sensor's per-session memory budget.
+    conn.pragma_update(None, "cache_size", -32 * 1024)
         .map_err(&err)?;
     conn.set_prepared_statement_cache_capacity(32);
     migrate(&mut conn, path)?;

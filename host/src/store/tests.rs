@@ -11,6 +11,7 @@ fn config(data_dir: &Path) -> StoreConfig {
         quota_bytes: 0,
         max_batch: 64,
         events_rotate_bytes: 0,
+        pack_roll_bytes: blobs::PACK_ROLL_BYTES,
     }
 }
 
@@ -58,7 +59,10 @@ fn count(data_dir: &Path, sql: &str) -> i64 {
     db(data_dir).query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
-fn blob_files(data_dir: &Path) -> Vec<PathBuf> {
+/// The digest of every body stored under `blobs/`: each record of each pack
+/// (checked: complete, decompressing to its digest, no torn tail), then each
+/// legacy `.zst` file.
+fn stored_bodies(data_dir: &Path) -> Vec<String> {
     fn walk(p: &Path, acc: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(p).unwrap() {
             let e = e.unwrap();
@@ -69,9 +73,39 @@ fn blob_files(data_dir: &Path) -> Vec<PathBuf> {
             }
         }
     }
+    let mut files = Vec::new();
+    walk(&data_dir.join(BLOBS_DIR), &mut files);
+    files.sort();
     let mut acc = Vec::new();
-    walk(&data_dir.join(BLOBS_DIR), &mut acc);
+    for f in files {
+        let name = f.file_name().unwrap().to_str().unwrap().to_string();
+        if name.ends_with(".pack") {
+            let scan =
+                spampot_blobstore::scan_pack(&mut std::fs::File::open(&f).unwrap(), true).unwrap();
+            assert_eq!(scan.valid_len, scan.file_len, "{name} has a torn tail");
+            for r in scan.records {
+                assert!(r.intact, "{name} @{}: body does not match", r.offset);
+                acc.push(r.header.sha256_hex());
+            }
+        } else {
+            let sha = name
+                .strip_suffix(".zst")
+                .expect("only packs and .zst files");
+            acc.push(sha.to_string());
+        }
+    }
     acc
+}
+
+/// `(pack, pack_offset)` of a stored body.
+fn location(data_dir: &Path, sha: &str) -> (Option<i64>, Option<i64>) {
+    db(data_dir)
+        .query_row(
+            "SELECT pack, pack_offset FROM artifacts WHERE sha256 = ?1",
+            [sha],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
 }
 
 fn event(eventid: &str, session: &str, fields: Value) -> Map<String, Value> {
@@ -181,11 +215,12 @@ async fn email_roundtrip_and_dedup() {
         .unwrap();
     assert_eq!(order, rcpts);
 
-    let files = blob_files(&data);
-    assert_eq!(files.len(), 1, "{files:?}");
+    // One record, the first of pack 1, right after the pack header.
+    assert_eq!(stored_bodies(&data), std::slice::from_ref(&sha));
+    assert!(data.join("blobs/pack-000001.pack").is_file());
     assert_eq!(
-        files[0],
-        data.join(format!("blobs/{}/{}/{sha}.zst", &sha[..2], &sha[2..4]))
+        location(&data, &sha),
+        (Some(1), Some(spampot_blobstore::PACK_HEADER_LEN as i64))
     );
     assert_eq!(read_blob(&data, &sha).unwrap(), body);
 
@@ -344,7 +379,11 @@ async fn concurrent_puts_group_commit() {
         count(tmp.path(), "SELECT SUM(seen_count) FROM artifacts"),
         200
     );
-    assert_eq!(blob_files(tmp.path()).len(), 102);
+    let mut bodies = stored_bodies(tmp.path());
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 102, "each distinct body stored once");
+    assert_eq!(stored_bodies(tmp.path()).len(), 102);
     let (n, _) = export_string(tmp.path(), ExportWhat::Messages, ExportFormat::Jsonl);
     assert_eq!(n, 200);
 }
@@ -432,7 +471,7 @@ async fn quota_counts_but_does_not_store() {
     assert_eq!(usage.artifacts_stored, 1);
     store.close().await;
 
-    assert_eq!(blob_files(tmp.path()).len(), 1);
+    assert_eq!(stored_bodies(tmp.path()), [sha256_hex(&first)]);
     assert!(matches!(
         read_blob(tmp.path(), &sha256_hex(&second)),
         Err(StoreError::NotFound { .. })
@@ -605,7 +644,7 @@ async fn user_supplied_digests_are_validated() {
         show_message(tmp.path(), "0123456789abcdef", &mut Vec::new()),
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(blob_rel_path("../etc/passwd"), None);
+    assert_eq!(legacy_rel_path("../etc/passwd"), None);
 }
 
 #[tokio::test]
@@ -785,9 +824,11 @@ async fn failed_blob_write_fails_the_put_and_recovers() {
     let store = CaptureStore::open(config(tmp.path())).unwrap();
     let body = message(42);
     let sha = sha256_hex(&body);
-    // A file where the shard directory must go makes the blob write fail.
-    let obstacle = tmp.path().join(BLOBS_DIR).join(&sha[..2]);
-    std::fs::write(&obstacle, b"in the way").unwrap();
+    // A directory where the first pack must go makes the blob write fail.
+    let obstacle = tmp
+        .path()
+        .join(spampot_blobstore::pack_rel_path(1).unwrap());
+    std::fs::create_dir(&obstacle).unwrap();
     store.record(event("session.open", "S1", json!({})));
     let r = store
         .put_artifact(
@@ -799,7 +840,7 @@ async fn failed_blob_write_fails_the_put_and_recovers() {
         .await;
     assert!(matches!(r, Err(PutError::Io(_))), "{r:?}");
     assert_eq!(store.usage().messages, 0);
-    std::fs::remove_file(&obstacle).unwrap();
+    std::fs::remove_dir(&obstacle).unwrap();
     let r = store
         .put_artifact(
             origin("s1", "192.0.2.1"),
@@ -817,6 +858,204 @@ async fn failed_blob_write_fails_the_put_and_recovers() {
     // The event of the failed batch is still indexed.
     assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM sessions"), 1);
     assert_eq!(read_blob(tmp.path(), &sha).unwrap(), body);
+    assert_eq!(stored_bodies(tmp.path()), [sha]);
+}
+
+#[tokio::test]
+async fn failed_pack_sync_leaves_no_committed_tail_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    let first = message(1);
+    store
+        .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], first.clone())
+        .await
+        .unwrap();
+    // The next batch's pack update fails (the table is gone for a moment):
+    // its appended bytes must not survive as a committed record.
+    {
+        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute_batch("ALTER TABLE packs RENAME TO packs_away")
+            .unwrap();
+    }
+    let r = store
+        .put_artifact(origin("s2", "192.0.2.1"), "email", vec![], message(2))
+        .await;
+    assert!(matches!(r, Err(PutError::Io(_))), "{r:?}");
+    {
+        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute_batch("ALTER TABLE packs_away RENAME TO packs")
+            .unwrap();
+    }
+    let third = message(3);
+    store
+        .put_artifact(origin("s3", "192.0.2.1"), "email", vec![], third.clone())
+        .await
+        .unwrap();
+    store.close().await;
+    // The failed batch's record was cut before the third was appended.
+    assert_eq!(
+        stored_bodies(tmp.path()),
+        [sha256_hex(&first), sha256_hex(&third)]
+    );
+    assert_eq!(read_blob(tmp.path(), &sha256_hex(&third)).unwrap(), third);
+    let size: i64 = db(tmp.path())
+        .query_row("SELECT size FROM packs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    let len = std::fs::metadata(tmp.path().join("blobs/pack-000001.pack"))
+        .unwrap()
+        .len();
+    assert_eq!(size as u64, len);
+}
+
+#[tokio::test]
+async fn torn_pack_tail_is_cut_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    let first = message(1);
+    store
+        .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], first.clone())
+        .await
+        .unwrap();
+    store.send_test_hook(Request::Crash).await;
+    std::mem::forget(store);
+    // What a crash mid-batch leaves: a record header without its body.
+    let pack = tmp.path().join("blobs/pack-000001.pack");
+    let committed = std::fs::metadata(&pack).unwrap().len();
+    // Longer than the next record, so appending over it cannot hide it.
+    let mut tail = Vec::new();
+    spampot_blobstore::append_record(&mut tail, &sha256_hex(b"lost"), 4, &[7u8; 4000]).unwrap();
+    tail.truncate(tail.len() - 3);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&pack)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &tail).unwrap();
+    drop(f);
+
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    let second = message(2);
+    store
+        .put_artifact(origin("s2", "192.0.2.1"), "email", vec![], second.clone())
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(
+        location(tmp.path(), &sha256_hex(&second)),
+        (Some(1), Some(committed as i64))
+    );
+    let size: i64 = db(tmp.path())
+        .query_row("SELECT size FROM packs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(std::fs::metadata(&pack).unwrap().len(), size as u64);
+    assert_eq!(
+        stored_bodies(tmp.path()),
+        [sha256_hex(&first), sha256_hex(&second)]
+    );
+    assert_eq!(read_blob(tmp.path(), &sha256_hex(&first)).unwrap(), first);
+    assert_eq!(read_blob(tmp.path(), &sha256_hex(&second)).unwrap(), second);
+}
+
+#[tokio::test]
+async fn packs_roll_at_the_size_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    // Every batch after the first finds its pack full.
+    cfg.pack_roll_bytes = 1;
+    let store = CaptureStore::open(cfg).unwrap();
+    let bodies: Vec<Vec<u8>> = (0..3).map(message).collect();
+    for (i, b) in bodies.iter().enumerate() {
+        store
+            .put_artifact(
+                origin(&format!("s{i}"), "192.0.2.1"),
+                "email",
+                vec![],
+                b.clone(),
+            )
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    for (i, b) in bodies.iter().enumerate() {
+        let sha = sha256_hex(b);
+        assert_eq!(location(tmp.path(), &sha).0, Some(i as i64 + 1));
+        assert_eq!(read_blob(tmp.path(), &sha).unwrap(), *b);
+    }
+    assert!(tmp.path().join("blobs/pack-000003.pack").is_file());
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM packs"), 3);
+}
+
+#[tokio::test]
+async fn legacy_blob_files_are_still_read_and_deduplicated() {
+    const { assert!(SCHEMA_VERSION >= spampot_blobstore::PACK_SCHEMA_VERSION) };
+    let tmp = tempfile::tempdir().unwrap();
+    let old = message(1);
+    let sha = sha256_hex(&old);
+    let compressed = zstd::bulk::compress(&old, blobs::ZSTD_LEVEL).unwrap();
+    {
+        // A data directory from before packs: schema version 2, one body in
+        // the per-file layout.
+        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO artifacts (sha256, kind, size, stored_size, stored, first_seen, last_seen)
+             VALUES (?1, 'email', ?2, ?3, 1, 'x', 'x')",
+            rusqlite::params![sha, old.len() as i64, compressed.len() as i64],
+        )
+        .unwrap();
+        let path = tmp.path().join(legacy_rel_path(&sha).unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &compressed).unwrap();
+    }
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    assert_eq!(store.usage().blob_bytes, compressed.len() as u64);
+    let again = store
+        .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], old.clone())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            again,
+            PutOutcome::Stored {
+                new_blob: false,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    let new = message(2);
+    store
+        .put_artifact(origin("s2", "192.0.2.1"), "email", vec![], new.clone())
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(location(tmp.path(), &sha), (None, None));
+    assert_eq!(location(tmp.path(), &sha256_hex(&new)).0, Some(1));
+    assert_eq!(read_blob(tmp.path(), &sha).unwrap(), old);
+    assert_eq!(read_blob(tmp.path(), &sha256_hex(&new)).unwrap(), new);
+    let mut shown = Vec::new();
+    show_message(tmp.path(), &sha, &mut shown).unwrap();
+    assert!(shown.ends_with(&old));
+    let mut all = stored_bodies(tmp.path());
+    all.sort();
+    let mut want = vec![sha.clone(), sha256_hex(&new)];
+    want.sort();
+    assert_eq!(all, want);
+    // A legacy file that does not match its name is refused.
+    std::fs::write(
+        tmp.path().join(legacy_rel_path(&sha).unwrap()),
+        zstd::bulk::compress(b"tampered", 3).unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(
+        read_blob(tmp.path(), &sha),
+        Err(StoreError::Corrupt { .. })
+    ));
 }
 
 #[tokio::test]
@@ -918,21 +1157,12 @@ fn email_meta_parsing() {
 }
 
 /// Throughput: `cargo test --release -- --ignored --nocapture throughput`.
-/// With `STORE_BENCH_WARM_SHARDS=1` all 65536 shard directories exist first,
-/// as on a sensor that has run for a while.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn throughput() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(tmp.path());
     cfg.max_batch = StoreConfig::default().max_batch;
-    if std::env::var_os("STORE_BENCH_WARM_SHARDS").is_some() {
-        for i in 0..65536u32 {
-            let h = format!("{i:04x}");
-            std::fs::create_dir_all(tmp.path().join(format!("blobs/{}/{}", &h[..2], &h[2..])))
-                .unwrap();
-        }
-    }
     let store = CaptureStore::open(cfg).unwrap();
     let writers = 20;
     let per_writer = 500;

@@ -1,5 +1,5 @@
 //! The writer thread: owns the SQLite connection, the event log and the blob
-//! files, and commits what the handles send it in batches (group commit).
+//! packs, and commits what the handles send it in batches (group commit).
 
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use super::blobs::{self, BlobWriter};
+use super::blobs::{self, KnownBodies, PackWriter};
 use super::{
     DB_FILE, EVENTS_FILE, PutError, PutOutcome, PutRequest, Request, Stats, StoreConfig,
     StoreError, format_ts,
@@ -29,6 +29,7 @@ type EventMap = Map<String, Value>;
 
 pub(super) struct WriterInit {
     pub dir: Arc<Dir>,
+    pub known: Arc<KnownBodies>,
     pub data_dir: PathBuf,
     pub conn: Connection,
     pub lock: File,
@@ -40,7 +41,9 @@ pub(super) struct Writer {
     dir: Arc<Dir>,
     conn: Connection,
     events: EventLog,
-    blobs: BlobWriter,
+    packs: PackWriter,
+    /// Digests stored, shared with the handles as a hint to skip compression.
+    known: Arc<KnownBodies>,
     stats: Arc<Stats>,
     quota_bytes: u64,
     max_batch: usize,
@@ -114,7 +117,8 @@ impl Writer {
             dir: init.dir,
             conn,
             events,
-            blobs: BlobWriter::new().map_err(StoreError::Thread)?,
+            packs: PackWriter::new(init.config.pack_roll_bytes),
+            known: init.known,
             stats: init.stats,
             quota_bytes: init.config.quota_bytes,
             max_batch: init.config.max_batch.max(1),
@@ -202,11 +206,14 @@ impl Writer {
                 }
                 self.apply(delta);
                 for (p, outcome) in puts.into_iter().zip(outcomes) {
+                    if matches!(outcome, PutOutcome::Stored { .. }) {
+                        self.known.insert(outcome.sha256());
+                    }
                     let _ = p.reply.send(Ok(outcome));
                 }
             }
             Err(msg) => {
-                self.blobs.reset();
+                self.packs.abort();
                 if !puts.is_empty() {
                     tracing::warn!(
                         artifacts = puts.len(),
@@ -273,8 +280,9 @@ impl Writer {
         Ok(())
     }
 
-    /// One transaction for the whole batch: index the events, write the blobs
-    /// and rows of the artifacts, fsync blob directories, commit.
+    /// One transaction for the whole batch: index the events, stage the new
+    /// bodies and insert the rows of the artifacts, write and fdatasync the
+    /// pack, commit.
     fn transact(
         &mut self,
         events: &[EventMap],
@@ -291,7 +299,7 @@ impl Writer {
         }
         let mut ctx = PutCtx {
             dir: &self.dir,
-            blobs: &mut self.blobs,
+            packs: &mut self.packs,
             quota_bytes: self.quota_bytes,
             blob_bytes: self.blob_bytes,
             quota_reported: self.quota_reported,
@@ -301,11 +309,14 @@ impl Writer {
         for p in puts.iter_mut() {
             outcomes.push(put_one(&tx, &mut ctx, p)?);
         }
-        ctx.blobs
-            .commit(ctx.dir)
+        // The pack's bytes are durable before the rows naming them commit;
+        // a crash in between leaves only an unreferenced tail (cut at open).
+        ctx.packs
+            .write_and_sync(&tx)
             .map_err(|e| format!("cannot make blobs durable: {e}"))?;
         let delta = ctx.delta;
         tx.commit().map_err(|e| format!("commit failed: {e}"))?;
+        self.packs.committed();
         Ok((outcomes, delta))
     }
 
@@ -375,7 +386,7 @@ fn sync_wal(dir: &Dir) -> io::Result<()> {
 
 struct PutCtx<'a> {
     dir: &'a Dir,
-    blobs: &'a mut BlobWriter,
+    packs: &'a mut PackWriter,
     quota_bytes: u64,
     blob_bytes: u64,
     quota_reported: bool,
@@ -410,16 +421,20 @@ fn put_one(
     } else {
         let compressed = match p.compressed.take() {
             Some(c) => c,
-            None => zstd::bulk::compress(&p.data, blobs::ZSTD_LEVEL)
-                .map_err(|e| format!("zstd compression failed: {e}"))?,
+            None => {
+                blobs::compress(&p.data).map_err(|e| format!("zstd compression failed: {e}"))?
+            }
         };
         let clen = compressed.len() as u64;
         let fits =
             ctx.quota_bytes == 0 || ctx.blob_bytes + ctx.delta.blob_bytes + clen <= ctx.quota_bytes;
+        let mut location = None;
         if fits {
-            ctx.blobs
-                .stage(ctx.dir, &p.sha256, &compressed)
-                .map_err(|e| format!("cannot write blob {}: {e}", p.sha256))?;
+            location = Some(
+                ctx.packs
+                    .stage(ctx.dir, tx, &p.sha256, size, &compressed)
+                    .map_err(|e| format!("cannot write blob {}: {e}", p.sha256))?,
+            );
             ctx.delta.blob_bytes += clen;
             ctx.delta.artifacts_stored += 1;
         } else if !ctx.quota_reported && ctx.delta.quota_event.is_none() {
@@ -431,25 +446,36 @@ fn put_one(
             ));
         }
         let stored_size = if fits { clen } else { 0 };
+        let (pack, pack_offset) = location.unzip();
         if existing.is_none() {
             tx.prepare_cached(
-                "INSERT INTO artifacts
-                     (sha256, kind, size, stored_size, stored, first_seen, last_seen, seen_count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
+                "INSERT INTO artifacts (sha256, kind, size, stored_size, stored, first_seen,
+                     last_seen, seen_count, pack, pack_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8)",
             )
             .map_err(sql)?
-            .execute(params![p.sha256, p.kind, size, stored_size, fits, ts])
+            .execute(params![
+                p.sha256,
+                p.kind,
+                size,
+                stored_size,
+                fits,
+                ts,
+                pack,
+                pack_offset
+            ])
             .map_err(sql)?;
             ctx.delta.artifacts += 1;
         } else {
             tx.prepare_cached(
                 "UPDATE artifacts SET stored = ?2, stored_size = ?3,
                      seen_count = seen_count + 1,
-                     first_seen = MIN(first_seen, ?4), last_seen = MAX(last_seen, ?4)
+                     first_seen = MIN(first_seen, ?4), last_seen = MAX(last_seen, ?4),
+                     pack = ?5, pack_offset = ?6
                  WHERE sha256 = ?1",
             )
             .map_err(sql)?
-            .execute(params![p.sha256, fits, stored_size, ts])
+            .execute(params![p.sha256, fits, stored_size, ts, pack, pack_offset])
             .map_err(sql)?;
         }
         (fits, fits)
