@@ -119,8 +119,44 @@ pub fn now_rfc3339() -> String {
     crate::store::format_ts(&chrono::Utc::now())
 }
 
-/// A short random session id (12 hex digits, like Cowrie's).
+/// A session id: 16 hex digits, the Unix time in milliseconds (44 bits)
+/// then a per-process sequence (20 bits, from a random start).
+///
+/// Time first so that ids sort by creation: the store's B-trees keyed by
+/// session (`sessions`, `messages.session`, `requests.session`) then grow at
+/// their right edge instead of touching a random page per session, which
+/// was most of the pages each commit wrote to the WAL. The random start of
+/// the sequence keeps two sensors started together from minting the same
+/// ids; within a process ids are unique up to 2^20 sessions in one ms.
 pub fn new_session_id() -> String {
-    let n: u64 = rand::random();
-    format!("{:012x}", n & 0xffff_ffff_ffff)
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQUENCE: OnceLock<AtomicU64> = OnceLock::new();
+    let sequence = SEQUENCE
+        .get_or_init(|| AtomicU64::new(rand::random()))
+        .fetch_add(1, Ordering::Relaxed)
+        & 0xf_ffff;
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        & 0xfff_ffff_ffff;
+    format!("{:016x}", ms << 20 | sequence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_session_id;
+
+    #[test]
+    fn session_ids_are_unique_and_sort_by_time() {
+        let first = new_session_id();
+        assert_eq!(first.len(), 16);
+        assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+        let ids: std::collections::HashSet<String> =
+            (0..100_000).map(|_| new_session_id()).collect();
+        assert_eq!(ids.len(), 100_000);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = new_session_id();
+        assert!(later > first, "{later} should sort after {first}");
+    }
 }
