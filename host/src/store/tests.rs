@@ -1118,6 +1118,35 @@ async fn torn_event_line_is_terminated_and_skipped() {
 }
 
 #[tokio::test]
+async fn events_are_indexed_shortly_without_a_flush() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    store.record(event("session.open", "S1", json!({})));
+    // A durable put commits without waiting for the deferred index...
+    store
+        .put_artifact(
+            origin("S1", "198.51.100.7"),
+            "email",
+            email_meta(&["a@victim.example"]),
+            message(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 1);
+    // ...and the event is indexed on its own soon after, no flush needed.
+    let mut sessions = 0;
+    for _ in 0..500 {
+        sessions = count(tmp.path(), "SELECT COUNT(*) FROM sessions");
+        if sessions == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(sessions, 1, "session.open indexed without a flush");
+    store.close().await;
+}
+
+#[tokio::test]
 async fn dropping_every_handle_flushes() {
     let tmp = tempfile::tempdir().unwrap();
     let store = CaptureStore::open(config(tmp.path())).unwrap();

@@ -5,6 +5,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use cap_std::fs::{Dir, File, OpenOptions};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -24,6 +25,18 @@ const MAX_EVENTS_PER_BATCH: usize = 8192;
 
 /// Buffer of the event log writer; flushed at the end of every batch.
 const EVENT_BUFFER: usize = 256 * 1024;
+
+/// Events are indexed into SQLite in transactions of their own, at most this
+/// long after they reached the event log. A commit a client waits for (its
+/// `250`) then writes only its artifacts' pages, and one deferred batch
+/// holds the rows of many sessions, which share B-tree pages: under
+/// `smtp-source` most WAL pages written per commit were sessions' rows.
+/// Short enough that a report run right after traffic sees it.
+const EVENT_INDEX_DELAY: Duration = Duration::from_millis(50);
+
+/// ...or as soon as this many events wait, so memory stays bounded in a
+/// flood.
+const EVENT_INDEX_BATCH: usize = 4096;
 
 type EventMap = Map<String, Value>;
 
@@ -56,6 +69,9 @@ pub(super) struct Writer {
     /// Transactions were committed with synchronous=NORMAL since the WAL was
     /// last fsynced.
     wal_unsynced: bool,
+    /// Events in the log but not yet indexed, and since when.
+    unindexed: Vec<EventMap>,
+    unindexed_since: Option<Instant>,
     /// The data-directory lock; released when the writer is dropped.
     _lock: File,
 }
@@ -126,6 +142,8 @@ impl Writer {
             quota_reported: false,
             sync_full: true,
             wal_unsynced: false,
+            unindexed: Vec::new(),
+            unindexed_since: None,
             _lock: init.lock,
         })
     }
@@ -133,8 +151,32 @@ impl Writer {
     /// The thread body: block for one request, drain what is already queued
     /// (up to `max_batch` artifacts), process the batch, answer, repeat.
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        // Only to wait for a request with a timeout (the deferred index).
+        let timer = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(timer) => Some(timer),
+            Err(e) => {
+                tracing::warn!("store writer timer unavailable, events indexed at once: {e}");
+                None
+            }
+        };
         loop {
-            let Some(first) = rx.blocking_recv() else {
+            let next = match (self.unindexed_since, &timer) {
+                (Some(since), Some(timer)) => {
+                    let wait = EVENT_INDEX_DELAY.saturating_sub(since.elapsed());
+                    match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                        Ok(next) => next,
+                        Err(_) => {
+                            self.index_deferred();
+                            continue;
+                        }
+                    }
+                }
+                _ => rx.blocking_recv(),
+            };
+            let Some(first) = next else {
                 // Every handle is gone without close(): shut down cleanly.
                 self.shutdown();
                 return;
@@ -153,6 +195,10 @@ impl Writer {
             }
             if !events.is_empty() || !puts.is_empty() {
                 self.process(events, puts);
+                if timer.is_none() {
+                    // Nothing would wake a quiet writer to index them later.
+                    self.index_deferred();
+                }
             }
             match control {
                 None | Some(Request::Event(_) | Request::Put(_)) => {}
@@ -186,24 +232,54 @@ impl Writer {
         }
     }
 
-    fn process(&mut self, events: Vec<EventMap>, mut puts: Vec<PutRequest>) {
+    fn process(&mut self, events: Vec<EventMap>, puts: Vec<PutRequest>) {
         for ev in &events {
             self.log_event(ev);
         }
-        let want_full = !puts.is_empty();
-        let result = match self.set_synchronous(want_full) {
-            Ok(()) => self.transact(&events, &mut puts),
+        if !events.is_empty() {
+            self.unindexed_since.get_or_insert_with(Instant::now);
+            self.unindexed.extend(events);
+        }
+        if !puts.is_empty() {
+            self.commit_puts(puts);
+        }
+        let due = self
+            .unindexed_since
+            .is_some_and(|since| since.elapsed() >= EVENT_INDEX_DELAY);
+        if due || self.unindexed.len() >= EVENT_INDEX_BATCH {
+            self.index_deferred();
+        }
+        if let Err(e) = self.events.end_batch() {
+            tracing::warn!("event log write failed: {e}");
+        }
+    }
+
+    /// Index the events waiting since the last deferred batch, in one
+    /// transaction without fsync (`flush` and shutdown sync it).
+    fn index_deferred(&mut self) {
+        self.unindexed_since = None;
+        if self.unindexed.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.unindexed);
+        match self.index_events_only(&events) {
+            Ok(()) => self.wal_unsynced = true,
+            Err(e) => tracing::warn!(events = events.len(), "cannot index events: {e}"),
+        }
+    }
+
+    /// One durable transaction for a batch of artifacts; each caller hears
+    /// the outcome only after it committed.
+    fn commit_puts(&mut self, mut puts: Vec<PutRequest>) {
+        let result = match self.set_synchronous(true) {
+            Ok(()) => self.transact(&mut puts),
             Err(e) => Err(format!("cannot set synchronous mode: {e}")),
         };
         match result {
             Ok((outcomes, delta)) => {
-                if want_full {
-                    // A FULL commit fsyncs the WAL, earlier frames included.
-                    self.wal_unsynced = false;
-                    self.stats.put_batches.fetch_add(1, Ordering::Relaxed);
-                } else if !events.is_empty() {
-                    self.wal_unsynced = true;
-                }
+                // A FULL commit fsyncs the WAL, earlier frames included.
+                self.wal_unsynced = false;
+                self.stats.put_batches.fetch_add(1, Ordering::Relaxed);
                 self.apply(delta);
                 for (p, outcome) in puts.into_iter().zip(outcomes) {
                     if matches!(outcome, PutOutcome::Stored { .. }) {
@@ -214,27 +290,14 @@ impl Writer {
             }
             Err(msg) => {
                 self.packs.abort();
-                if !puts.is_empty() {
-                    tracing::warn!(
-                        artifacts = puts.len(),
-                        "capture store batch failed, nothing of it is durable: {msg}"
-                    );
-                }
+                tracing::warn!(
+                    artifacts = puts.len(),
+                    "capture store batch failed, nothing of it is durable: {msg}"
+                );
                 for p in puts {
                     let _ = p.reply.send(Err(PutError::Io(msg.clone())));
                 }
-                // The events are in the log already; index them on their own.
-                if !events.is_empty() {
-                    if let Err(e) = self.index_events_only(&events) {
-                        tracing::warn!(events = events.len(), "cannot index events: {e}");
-                    } else {
-                        self.wal_unsynced = true;
-                    }
-                }
             }
-        }
-        if let Err(e) = self.events.end_batch() {
-            tracing::warn!("event log write failed: {e}");
         }
     }
 
@@ -280,23 +343,13 @@ impl Writer {
         Ok(())
     }
 
-    /// One transaction for the whole batch: index the events, stage the new
-    /// bodies and insert the rows of the artifacts, write and fdatasync the
-    /// pack, commit.
-    fn transact(
-        &mut self,
-        events: &[EventMap],
-        puts: &mut [PutRequest],
-    ) -> Result<(Vec<PutOutcome>, Delta), String> {
+    /// One transaction for the whole batch: stage the new bodies and insert
+    /// the rows of the artifacts, write and fdatasync the pack, commit.
+    fn transact(&mut self, puts: &mut [PutRequest]) -> Result<(Vec<PutOutcome>, Delta), String> {
         let tx = self
             .conn
             .transaction()
             .map_err(|e| format!("cannot begin transaction: {e}"))?;
-        for ev in events {
-            if let Err(e) = index_event(&tx, ev) {
-                tracing::warn!(eventid = ?ev.get("eventid"), "cannot index event: {e}");
-            }
-        }
         let mut ctx = PutCtx {
             dir: &self.dir,
             packs: &mut self.packs,
@@ -333,6 +386,7 @@ impl Writer {
 
     /// flush(): the event log and any synchronous=NORMAL commits to disk.
     fn sync_to_disk(&mut self) -> Result<(), PutError> {
+        self.index_deferred();
         self.events
             .sync()
             .map_err(|e| PutError::Io(format!("cannot sync the event log: {e}")))?;
