@@ -55,7 +55,7 @@ fn main() -> Result<()> {
             "smtp-sink" => smtp_sink().await,
             "spliced" => spliced().await,
             "native" => native().await,
-            "session-cost" => session_cost(5_000).await,
+            "session-cost" => session_cost(if args.len() > 1 { n } else { 5_000 }).await,
             "all" => {
                 instantiate(5_000).await?;
                 idle_sessions(n).await?;
@@ -65,7 +65,7 @@ fn main() -> Result<()> {
                 native().await
             }
             other => bail!(
-                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | session-cost | native | all"
+                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | session-cost [N] | native | all"
             ),
         }
     })
