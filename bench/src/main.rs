@@ -41,31 +41,35 @@ fn workspace() -> PathBuf {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().map(String::as_str).unwrap_or("all");
-    let n: usize = args
-        .get(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(10_000);
+    // The optional count after the benchmark's name.
+    let count = |default: usize| -> Result<usize> {
+        match args.get(1) {
+            Some(s) => s
+                .parse()
+                .with_context(|| format!("{s:?} is not a count of sessions")),
+            None => Ok(default),
+        }
+    };
     raise_fd_limit();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         match what {
             "instantiate" => instantiate(5_000).await,
-            "idle-sessions" => idle_sessions(n).await,
+            "idle-sessions" => idle_sessions(count(10_000)?).await,
             "smtp-sink" => smtp_sink().await,
             "spliced" => spliced().await,
-            "native" => native().await,
-            "session-cost" => session_cost(if args.len() > 1 { n } else { 5_000 }).await,
+            "native" => native(args.get(1).map(String::as_str) == Some("judge")).await,
+            "session-cost" => session_cost(count(5_000)?).await,
             "all" => {
                 instantiate(5_000).await?;
-                idle_sessions(n).await?;
+                idle_sessions(count(10_000)?).await?;
                 smtp_sink().await?;
                 spliced().await?;
                 session_cost(5_000).await?;
-                native().await
+                native(false).await
             }
             other => bail!(
-                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | session-cost [N] | native | all"
+                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | session-cost [N] | native [judge] | all"
             ),
         }
     })
@@ -594,7 +598,7 @@ async fn spliced() -> Result<()> {
 }
 
 /// Components vs the same plugins linked natively, in one host loop.
-async fn native() -> Result<()> {
+async fn native(judge_only: bool) -> Result<()> {
     use spampot::native::{Native, NativeFactory};
     let natives: Vec<Arc<dyn NativeFactory>> = vec![
         Native::<smtp::Smtp>::factory(),
@@ -622,6 +626,10 @@ async fn native() -> Result<()> {
         let smtp: SocketAddr = format!("127.0.0.1:{smtp_port}").parse()?;
         let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
         let rates = tokio::task::spawn_blocking(move || -> Result<_> {
+            if judge_only {
+                let judge = drive_in_process(&[("http", http)], "judge=1", 8)?;
+                return Ok((judge, judge, judge));
+            }
             let direct = drive_in_process(&[("smtp", smtp)], "smtp=1", 5)?;
             let spliced = drive_in_process(&[("http", http)], "http-connect=1", 5)?;
             // Nothing stored: the sandbox's own cost, not the disk's.
@@ -633,11 +641,12 @@ async fn native() -> Result<()> {
         results.push(rates);
     }
     let ((c_direct, c_spliced, c_judge), (n_direct, n_spliced, n_judge)) = (results[0], results[1]);
-    for (name, c, n) in [
+    let rows = [
         ("direct SMTP", c_direct, n_direct),
         ("HTTP CONNECT → SMTP", c_spliced, n_spliced),
         ("HTTP judge GET, nothing stored", c_judge, n_judge),
-    ] {
+    ];
+    for (name, c, n) in rows.into_iter().skip(if judge_only { 2 } else { 0 }) {
         let ratio = c.sessions_per_s / n.sessions_per_s;
         println!(
             "component vs native, {name}: {:.0} vs {:.0} sessions/s (ratio {ratio:.2}), {:.0} vs {:.0} msg/s; sensor CPU {:.0} vs {:.0} µs per session  [target: sessions/s ≥ 0.75: {}]",

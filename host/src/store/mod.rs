@@ -259,7 +259,6 @@ pub(crate) struct PutRequest {
 }
 
 pub(crate) enum Request {
-    Event(serde_json::Map<String, serde_json::Value>),
     Put(Box<PutRequest>),
     Flush(oneshot::Sender<Result<(), PutError>>),
     Close(oneshot::Sender<()>),
@@ -271,8 +270,15 @@ pub(crate) enum Request {
     Panic,
 }
 
+type EventMap = serde_json::Map<String, serde_json::Value>;
+
 struct Inner {
     tx: mpsc::Sender<Request>,
+    /// Events go on a queue of their own that the writer drains without
+    /// waiting on it: a record() never wakes the writer thread, which at
+    /// several events per session was a futex wake and a context switch
+    /// each. Artifacts and control requests on `tx` do wake it.
+    events_tx: mpsc::Sender<EventMap>,
     stats: Arc<Stats>,
     known: Arc<blobs::KnownBodies>,
     quota_bytes: u64,
@@ -391,12 +397,18 @@ impl CaptureStore {
             config: config.clone(),
         })?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (events_tx, events_rx) = mpsc::channel(QUEUE_CAPACITY);
+        // Only for the writer's timed waits (event draining, deferred index).
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(StoreError::Thread)?;
         let thread = std::thread::Builder::new()
             .name("spampot-store".into())
             .spawn(move || {
                 // On a panic, unwinding drops the receiver and every pending
                 // reply sender, so callers get PutError::Closed, not a hang.
-                let run = std::panic::AssertUnwindSafe(|| writer.run(rx));
+                let run = std::panic::AssertUnwindSafe(|| writer.run(rx, events_rx, timer));
                 if std::panic::catch_unwind(run).is_err() {
                     tracing::error!("capture store writer thread panicked; the store is closed");
                 }
@@ -406,6 +418,7 @@ impl CaptureStore {
         Ok(CaptureStore {
             inner: Arc::new(Inner {
                 tx,
+                events_tx,
                 stats,
                 known,
                 quota_bytes: config.quota_bytes,
@@ -427,7 +440,7 @@ impl CaptureStore {
     /// fails loudly: if the queue is full or the store closed, the event is
     /// dropped, counted in [`StoreUsage::events_dropped`] and logged.
     pub fn record(&self, event: serde_json::Map<String, serde_json::Value>) {
-        if let Err(e) = self.inner.tx.try_send(Request::Event(event)) {
+        if let Err(e) = self.inner.events_tx.try_send(event) {
             let n = self
                 .inner
                 .stats

@@ -38,6 +38,11 @@ const EVENT_INDEX_DELAY: Duration = Duration::from_millis(50);
 /// flood.
 const EVENT_INDEX_BATCH: usize = 4096;
 
+/// How often the writer takes the queued events when no artifact wakes it
+/// sooner: the most an event waits before it is in the event log. Recording
+/// an event never wakes the writer (see `Inner::events_tx`).
+const EVENT_DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+
 type EventMap = Map<String, Value>;
 
 pub(super) struct WriterInit {
@@ -150,58 +155,57 @@ impl Writer {
 
     /// The thread body: block for one request, drain what is already queued
     /// (up to `max_batch` artifacts), process the batch, answer, repeat.
-    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Request>) {
-        // Only to wait for a request with a timeout (the deferred index).
-        let timer = match tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-        {
-            Ok(timer) => Some(timer),
-            Err(e) => {
-                tracing::warn!("store writer timer unavailable, events indexed at once: {e}");
-                None
-            }
-        };
+    pub(super) fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Request>,
+        mut events_rx: mpsc::Receiver<EventMap>,
+        timer: tokio::runtime::Runtime,
+    ) {
         loop {
-            let next = match (self.unindexed_since, &timer) {
-                (Some(since), Some(timer)) => {
-                    let wait = EVENT_INDEX_DELAY.saturating_sub(since.elapsed());
-                    match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
-                        Ok(next) => next,
-                        Err(_) => {
-                            self.index_deferred();
-                            continue;
-                        }
-                    }
-                }
-                _ => rx.blocking_recv(),
+            // Wake for an artifact or a control request, or to drain the
+            // events (which never wake the writer) and to index the
+            // deferred ones.
+            let mut wait = if events_rx.is_empty() {
+                EVENT_DRAIN_INTERVAL
+            } else {
+                Duration::ZERO
             };
-            let Some(first) = next else {
-                // Every handle is gone without close(): shut down cleanly.
-                self.shutdown();
-                return;
-            };
-            let mut events = Vec::new();
-            let mut puts = Vec::new();
-            let mut control = sort_request(first, &mut events, &mut puts);
-            while control.is_none()
-                && puts.len() < self.max_batch
-                && events.len() < MAX_EVENTS_PER_BATCH
+            if let Some(since) = self.unindexed_since {
+                wait = wait.min(EVENT_INDEX_DELAY.saturating_sub(since.elapsed()));
+            }
+            let first = match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await })
             {
+                Ok(Some(req)) => Some(req),
+                Ok(None) => {
+                    // Every handle is gone without close(): shut down cleanly.
+                    self.drain_events(&mut events_rx);
+                    self.shutdown();
+                    return;
+                }
+                Err(_) => None,
+            };
+            let mut puts = Vec::new();
+            let mut control = first.and_then(|req| sort_request(req, &mut puts));
+            while control.is_none() && puts.len() < self.max_batch {
                 match rx.try_recv() {
-                    Ok(req) => control = sort_request(req, &mut events, &mut puts),
+                    Ok(req) => control = sort_request(req, &mut puts),
                     Err(_) => break,
                 }
             }
-            if !events.is_empty() || !puts.is_empty() {
-                self.process(events, puts);
-                if timer.is_none() {
-                    // Nothing would wake a quiet writer to index them later.
-                    self.index_deferred();
+            let mut events = Vec::new();
+            while events.len() < MAX_EVENTS_PER_BATCH {
+                match events_rx.try_recv() {
+                    Ok(ev) => events.push(ev),
+                    Err(_) => break,
                 }
             }
+            self.process(events, puts);
+            if matches!(control, Some(Request::Flush(_) | Request::Close(_))) {
+                // Everything recorded before the flush is in the queue now.
+                self.drain_events(&mut events_rx);
+            }
             match control {
-                None | Some(Request::Event(_) | Request::Put(_)) => {}
+                None | Some(Request::Put(_)) => {}
                 Some(Request::Flush(reply)) => {
                     let _ = reply.send(self.sync_to_disk());
                 }
@@ -229,6 +233,23 @@ impl Writer {
                 #[cfg(test)]
                 Some(Request::Panic) => panic!("test-induced store writer panic"),
             }
+        }
+    }
+
+    /// Log and index every event still queued (before a flush or close).
+    fn drain_events(&mut self, events_rx: &mut mpsc::Receiver<EventMap>) {
+        loop {
+            let mut events = Vec::new();
+            while events.len() < MAX_EVENTS_PER_BATCH {
+                match events_rx.try_recv() {
+                    Ok(ev) => events.push(ev),
+                    Err(_) => break,
+                }
+            }
+            if events.is_empty() {
+                return;
+            }
+            self.process(events, Vec::new());
         }
     }
 
@@ -416,13 +437,8 @@ impl Writer {
 }
 
 /// File an event or artifact into its list; return a control request.
-fn sort_request(
-    req: Request,
-    events: &mut Vec<EventMap>,
-    puts: &mut Vec<PutRequest>,
-) -> Option<Request> {
+fn sort_request(req: Request, puts: &mut Vec<PutRequest>) -> Option<Request> {
     match req {
-        Request::Event(e) => events.push(e),
         Request::Put(p) => puts.push(*p),
         other => return Some(other),
     }
