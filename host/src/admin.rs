@@ -285,6 +285,12 @@ async fn metrics(State(admin): Shared) -> impl IntoResponse {
         usage.quota_bytes,
     );
     metric(
+        "store_commits_total",
+        "Durable commits of captured artifacts (group commit: several per commit).",
+        "counter",
+        usage.commits,
+    );
+    metric(
         "events_dropped_total",
         "Events the store could not queue.",
         "counter",

@@ -222,6 +222,9 @@ pub struct StoreUsage {
     pub events_written: u64,
     /// Events dropped since open (queue full, store closed, write error).
     pub events_dropped: u64,
+    /// Durable commits of artifacts since open; `messages` over this is the
+    /// group-commit batch size.
+    pub commits: u64,
 }
 
 /// Counters shared between the writer thread and the handles.
@@ -558,6 +561,7 @@ impl CaptureStore {
             artifacts_stored: s.artifacts_stored.load(Ordering::Relaxed),
             events_written: s.events_written.load(Ordering::Relaxed),
             events_dropped: s.events_dropped.load(Ordering::Relaxed),
+            commits: s.put_batches.load(Ordering::Relaxed),
         }
     }
 
