@@ -88,29 +88,41 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-/// Per-connection sandbox cost, as the session loop pays it.
-async fn instantiate(iterations: usize) -> Result<()> {
-    let limits = Limits::default();
-    let runtime = Runtime::new(&limits, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let plugin = runtime.load(&plugin_path("smtp")?).await?;
-    let data = tempfile::tempdir()?;
-    let store = CaptureStore::open(StoreConfig {
-        data_dir: data.path().to_owned(),
-        ..StoreConfig::default()
-    })?;
-    let events = EventLog::new("bench", store.clone());
-    let limits = Arc::new(limits);
-    let stats = Arc::new(Stats::default());
-    let peer: SocketAddr = "192.0.2.7:40000".parse()?;
-    let mut times = Vec::with_capacity(iterations);
-    let mut state_times = Vec::with_capacity(iterations);
-    for i in 0..iterations + 200 {
+/// What the in-process benches give each session: a store in a temporary
+/// directory, its event log, limits and counters.
+struct BenchHost {
+    store: CaptureStore,
+    events: EventLog,
+    limits: Arc<Limits>,
+    stats: Arc<Stats>,
+    _data: tempfile::TempDir,
+}
+
+impl BenchHost {
+    fn open(limits: Limits) -> Result<BenchHost> {
+        let data = tempfile::tempdir()?;
+        let store = CaptureStore::open(StoreConfig {
+            data_dir: data.path().to_owned(),
+            ..StoreConfig::default()
+        })?;
+        Ok(BenchHost {
+            events: EventLog::new("bench", store.clone()),
+            store,
+            limits: Arc::new(limits),
+            stats: Arc::new(Stats::default()),
+            _data: data,
+        })
+    }
+
+    /// The host's link and the connection of the `i`th session to `port`.
+    fn session(&self, i: usize, port: u16, plugin: &str) -> (SessionLink, wit::ConnInfo) {
+        let peer = SocketAddr::from(([192, 0, 2, 7], 40000));
         let link = SessionLink {
-            events: events.clone(),
-            store: store.clone(),
-            stats: stats.clone(),
-            limits: limits.clone(),
-            origin: Origin::new(format!("{i:012x}"), peer, 25, "smtp"),
+            events: self.events.clone(),
+            store: self.store.clone(),
+            stats: self.stats.clone(),
+            limits: self.limits.clone(),
+            origin: Origin::new(format!("{i:012x}"), peer, port, plugin),
             counters: SessionCounters::default(),
         };
         let conn = wit::ConnInfo {
@@ -119,10 +131,24 @@ async fn instantiate(iterations: usize) -> Result<()> {
             peer_addr: "192.0.2.7".into(),
             peer_port: 40000,
             local_addr: "198.51.100.1".into(),
-            local_port: 25,
+            local_port: port,
             via: vec![],
             target: None,
         };
+        (link, conn)
+    }
+}
+
+/// Per-connection sandbox cost, as the session loop pays it.
+async fn instantiate(iterations: usize) -> Result<()> {
+    let limits = Limits::default();
+    let runtime = Runtime::new(&limits, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let plugin = runtime.load(&plugin_path("smtp")?).await?;
+    let host = BenchHost::open(limits)?;
+    let mut times = Vec::with_capacity(iterations);
+    let mut state_times = Vec::with_capacity(iterations);
+    for i in 0..iterations + 200 {
+        let (link, conn) = host.session(i, 25, "smtp");
         let started = Instant::now();
         let state = HostState::new(link);
         let state_took = started.elapsed();
@@ -156,7 +182,7 @@ async fn instantiate(iterations: usize) -> Result<()> {
         "  of which host state (WASI context, limits): median {:.1} µs",
         percentile(&state_times, 0.5).as_secs_f64() * 1e6
     );
-    store.close().await;
+    host.store.close().await;
     Ok(())
 }
 
@@ -172,15 +198,7 @@ async fn session_cost(iterations: usize) -> Result<()> {
     let runtime = Runtime::new(&limits, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let component = runtime.load(&plugin_path("http-proxy")?).await?;
     let native = Plugin::native(Native::<http_proxy::HttpProxy>::factory());
-    let data = tempfile::tempdir()?;
-    let store = CaptureStore::open(StoreConfig {
-        data_dir: data.path().to_owned(),
-        ..StoreConfig::default()
-    })?;
-    let events = EventLog::new("bench", store.clone());
-    let limits = Arc::new(limits);
-    let stats = Arc::new(Stats::default());
-    let peer: SocketAddr = "192.0.2.7:40000".parse()?;
+    let host = BenchHost::open(limits)?;
     let request = b"GET http://judge.example/azenv.php HTTP/1.1\r\nHost: judge.example\r\n\
         User-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)\r\n\
         Accept: */*\r\nConnection: close\r\n\r\n";
@@ -190,24 +208,7 @@ async fn session_cost(iterations: usize) -> Result<()> {
         let mut totals = Vec::with_capacity(iterations);
         let mut steps: Vec<Vec<Duration>> = vec![Vec::with_capacity(iterations); STEPS.len()];
         for i in 0..iterations + 200 {
-            let link = SessionLink {
-                events: events.clone(),
-                store: store.clone(),
-                stats: stats.clone(),
-                limits: limits.clone(),
-                origin: Origin::new(format!("{i:012x}"), peer, 8080, "http-proxy"),
-                counters: SessionCounters::default(),
-            };
-            let conn = wit::ConnInfo {
-                session_id: format!("{i:012x}"),
-                sensor: "bench".into(),
-                peer_addr: "192.0.2.7".into(),
-                peer_port: 40000,
-                local_addr: "198.51.100.1".into(),
-                local_port: 8080,
-                via: vec![],
-                target: None,
-            };
+            let (link, conn) = host.session(i, 8080, "http-proxy");
             let mut marks = [Duration::ZERO; STEPS.len()];
             let started = Instant::now();
             let mut session = plugin
@@ -254,7 +255,7 @@ async fn session_cost(iterations: usize) -> Result<()> {
         n.as_secs_f64() * 1e6,
         (c.as_secs_f64() - n.as_secs_f64()) * 1e6
     );
-    store.close().await;
+    host.store.close().await;
     Ok(())
 }
 
