@@ -696,7 +696,7 @@ async fn native(judge_only: bool) -> Result<()> {
         let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
         sensors.push((server, dir, smtp, http));
     }
-    let mut mixes = vec![
+    let mut mixes: Vec<(&str, &str, &str)> = vec![
         ("direct SMTP", "smtp", "smtp=1"),
         ("HTTP CONNECT → SMTP", "http", "http-connect=1"),
         // Nothing stored: the sandbox's own cost, not the disk's.
@@ -705,6 +705,7 @@ async fn native(judge_only: bool) -> Result<()> {
     if judge_only {
         mixes.drain(..2);
     }
+    let names: Vec<&str> = mixes.iter().map(|(name, _, _)| *name).collect();
     let targets: Vec<(SocketAddr, SocketAddr)> = sensors.iter().map(|s| (s.2, s.3)).collect();
     let rounds = tokio::task::spawn_blocking(move || -> Result<Vec<Vec<(Rates, Rates)>>> {
         let mut per_mix = Vec::new();
@@ -726,16 +727,7 @@ async fn native(judge_only: bool) -> Result<()> {
     for (server, _dir, _, _) in sensors {
         server.shutdown(Duration::from_secs(2)).await;
     }
-    let names = [
-        "direct SMTP",
-        "HTTP CONNECT → SMTP",
-        "HTTP judge GET, nothing stored",
-    ];
-    for (name, rounds) in names
-        .into_iter()
-        .skip(if judge_only { 2 } else { 0 })
-        .zip(rounds)
-    {
+    for (name, rounds) in names.into_iter().zip(rounds) {
         let ((c, n), all) = median_round(&rounds, |(c, n)| c.sessions_per_s / n.sessions_per_s);
         let ratio = c.sessions_per_s / n.sessions_per_s;
         println!(

@@ -273,7 +273,8 @@ pub(crate) enum Request {
     Panic,
 }
 
-type EventMap = serde_json::Map<String, serde_json::Value>;
+/// One event as the host recorded it (a JSON object).
+pub(crate) type EventMap = serde_json::Map<String, serde_json::Value>;
 
 struct Inner {
     tx: mpsc::Sender<Request>,

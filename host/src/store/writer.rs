@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::blobs::{self, KnownBodies, PackWriter};
 use super::{
-    DB_FILE, EVENTS_FILE, PutError, PutOutcome, PutRequest, Request, Stats, StoreConfig,
+    DB_FILE, EVENTS_FILE, EventMap, PutError, PutOutcome, PutRequest, Request, Stats, StoreConfig,
     StoreError, format_ts,
 };
 
@@ -42,8 +42,6 @@ const EVENT_INDEX_BATCH: usize = 4096;
 /// sooner: the most an event waits before it is in the event log. Recording
 /// an event never wakes the writer (see `Inner::events_tx`).
 const EVENT_DRAIN_INTERVAL: Duration = Duration::from_millis(10);
-
-type EventMap = Map<String, Value>;
 
 pub(super) struct WriterInit {
     pub dir: Arc<Dir>,
@@ -192,13 +190,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut events = Vec::new();
-            while events.len() < MAX_EVENTS_PER_BATCH {
-                match events_rx.try_recv() {
-                    Ok(ev) => events.push(ev),
-                    Err(_) => break,
-                }
-            }
+            let events = take_events(&mut events_rx);
             self.process(events, puts);
             if matches!(control, Some(Request::Flush(_) | Request::Close(_))) {
                 // Everything recorded before the flush is in the queue now.
@@ -239,13 +231,7 @@ impl Writer {
     /// Log and index every event still queued (before a flush or close).
     fn drain_events(&mut self, events_rx: &mut mpsc::Receiver<EventMap>) {
         loop {
-            let mut events = Vec::new();
-            while events.len() < MAX_EVENTS_PER_BATCH {
-                match events_rx.try_recv() {
-                    Ok(ev) => events.push(ev),
-                    Err(_) => break,
-                }
-            }
+            let events = take_events(events_rx);
             if events.is_empty() {
                 return;
             }
@@ -436,7 +422,19 @@ impl Writer {
     }
 }
 
-/// File an event or artifact into its list; return a control request.
+/// The events queued now, up to one batch's worth.
+fn take_events(events_rx: &mut mpsc::Receiver<EventMap>) -> Vec<EventMap> {
+    let mut events = Vec::new();
+    while events.len() < MAX_EVENTS_PER_BATCH {
+        match events_rx.try_recv() {
+            Ok(ev) => events.push(ev),
+            Err(_) => break,
+        }
+    }
+    events
+}
+
+/// File an artifact into the batch; return a control request.
 fn sort_request(req: Request, puts: &mut Vec<PutRequest>) -> Option<Request> {
     match req {
         Request::Put(p) => puts.push(*p),
