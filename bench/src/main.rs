@@ -326,7 +326,10 @@ async fn start_sensor() -> Result<Sensor> {
 /// Start the release binary with an SMTP listener (its address is
 /// `Sensor::addr`) and `extra` listeners (port, plugin) on 127.0.0.1.
 async fn start_sensor_with(extra: &[(u16, &str)]) -> Result<Sensor> {
-    let bin = workspace().join("target/release/spampot");
+    // Another build of the sensor, for A/B runs against this one.
+    let bin = std::env::var_os("SPAMPOT_BENCH_SENSOR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/release/spampot"));
     if !bin.exists() {
         bail!("{} is missing: run `just build` first", bin.display());
     }

@@ -20,9 +20,9 @@ pub const DB_FILE: &str = "spampot.db";
 pub use spampot_blobstore::BLOBS_DIR;
 /// `PRAGMA application_id` of a spampot database ("SPPT").
 pub const APPLICATION_ID: i64 = 0x5350_5054;
-/// The host's schema version whose tables [`SCHEMA_SQL`], [`INDEXES_SQL`]
-/// and [`PACKS_SQL`] repeat.
-pub const SCHEMA_VERSION: i64 = 3;
+/// The host's schema version whose tables [`SCHEMA_SQL`], [`INDEXES_SQL`],
+/// [`PACKS_SQL`] and [`JOURNAL_SQL`] repeat.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Tables (migration 1) of the host's schema: the same file the host's
 /// store migrates with, so the two cannot drift apart.
@@ -33,6 +33,9 @@ pub const INDEXES_SQL: &str = include_str!("../../host/src/store/migrations/0002
 
 /// Pack files for bodies (migration 3) of the host's schema, from the same file.
 pub const PACKS_SQL: &str = include_str!("../../host/src/store/migrations/0003_packs.sql");
+
+/// The journal position (migration 4) of the host's schema, from the same file.
+pub const JOURNAL_SQL: &str = include_str!("../../host/src/store/migrations/0004_journal.sql");
 
 /// The tables a report reads; a database missing one is refused.
 const REQUIRED_TABLES: &[&str] = &[

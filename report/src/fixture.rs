@@ -7,7 +7,7 @@
 //! migrations: the `CREATE … IF NOT EXISTS` statements are then no-ops and
 //! the schema version is left alone) or creates the schema itself
 //! ([`crate::db::SCHEMA_SQL`] and the rest, application_id and
-//! `user_version` 3). Bodies are written as the host would for that schema
+//! `user_version` 4). Bodies are written as the host would for that schema
 //! version: into pack files (version 3 on; a new pack per writer, rolled at
 //! the host's size) or, on a version 2 database, as legacy
 //! `blobs/ab/cd/<sha256>.zst` files; zstd level 3, without fsync: fixtures
@@ -25,7 +25,9 @@ use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 
-use crate::db::{self, APPLICATION_ID, INDEXES_SQL, PACKS_SQL, SCHEMA_SQL, SCHEMA_VERSION};
+use crate::db::{
+    self, APPLICATION_ID, INDEXES_SQL, JOURNAL_SQL, PACKS_SQL, SCHEMA_SQL, SCHEMA_VERSION,
+};
 use crate::{ReportError, Result};
 
 /// One `sessions` row.
@@ -150,6 +152,7 @@ impl FixtureWriter {
         if created_schema {
             conn.execute_batch(SCHEMA_SQL).map_err(&err)?;
             conn.execute_batch(PACKS_SQL).map_err(&err)?;
+            conn.execute_batch(JOURNAL_SQL).map_err(&err)?;
             conn.pragma_update(None, "application_id", APPLICATION_ID)
                 .map_err(&err)?;
         }

@@ -19,7 +19,9 @@ pub use spampot_blobstore::{
     BLOBS_DIR, PACK_ROLL_BYTES, ZSTD_LEVEL, is_sha256_hex, legacy_rel_path, pack_rel_path,
     sha256_hex,
 };
-use spampot_blobstore::{PACK_HEADER_LEN, append_record, is_pack_header, pack_header};
+use spampot_blobstore::{
+    PACK_HEADER_LEN, RECORD_HEADER_LEN, RecordHeader, append_record, is_pack_header, pack_header,
+};
 
 pub(super) fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -306,4 +308,53 @@ pub(super) fn sync_dir(dir: &Dir, path: &str) -> io::Result<()> {
     // cap-std directory handles may be O_PATH descriptors, which fsync
     // rejects (EBADF); open the directory for reading instead.
     dir.open(path)?.sync_all()
+}
+
+/// Check that pack `pack` holds, at `offset`, the record of `sha256` with
+/// `stored_len` compressed bytes, all of them present (a journal replay
+/// trusts nothing it did not check).
+pub(super) fn check_record(
+    dir: &Dir,
+    pack: i64,
+    offset: u64,
+    sha256: &str,
+    stored_len: u64,
+) -> io::Result<()> {
+    let path =
+        pack_rel_path(pack).ok_or_else(|| io::Error::other(format!("bad pack id {pack}")))?;
+    let file = dir.open(&path)?.into_std();
+    let mut raw = [0u8; RECORD_HEADER_LEN as usize];
+    file.read_exact_at(&mut raw, offset)?;
+    let header = RecordHeader::decode(&raw)
+        .ok_or_else(|| io::Error::other(format!("no record at offset {offset} of {path}")))?;
+    let end = offset + RECORD_HEADER_LEN + stored_len;
+    if header.sha256_hex() != sha256 || header.stored_len != stored_len {
+        return Err(io::Error::other(format!(
+            "the record at offset {offset} of {path} is another body"
+        )));
+    }
+    if file.metadata()?.len() < end {
+        return Err(io::Error::other(format!("{path} ends inside the record")));
+    }
+    Ok(())
+}
+
+/// Count a replayed record as committed in `packs` (creating the pack's row
+/// if the transaction that created it was lost).
+pub(super) fn extend_pack_row(
+    tx: &Transaction<'_>,
+    pack: i64,
+    offset: u64,
+    stored_len: u64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO packs (id, size, created_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            pack,
+            PACK_HEADER_LEN as i64,
+            super::format_ts(&chrono::Utc::now())
+        ])?;
+    let end = offset + RECORD_HEADER_LEN + stored_len;
+    tx.prepare_cached("UPDATE packs SET size = MAX(size, ?2) WHERE id = ?1")?
+        .execute(params![pack, end as i64])?;
+    Ok(())
 }

@@ -7,16 +7,21 @@
 //! * `blobs/pack-000001.pack`, …: artifact bodies, zstd-compressed, stored
 //!   once, appended to pack files (one write and one fdatasync per batch).
 //!   Older data directories also have `blobs/ab/cd/<sha256>.zst`, still read.
+//! * `journal/journal-000001.log`, …: each batch of artifacts, fdatasynced
+//!   before it is acknowledged and replayed into the database after a power
+//!   loss (`journal.rs`).
 //!
 //! One dedicated writer thread owns the database connection and the event log.
 //! [`CaptureStore::put_artifact`] returns only after the body and its rows are
-//! on disk (group commit: one pack fdatasync and one transaction per batch of
-//! concurrent callers). See `docs/store.md` for the full contract.
+//! on disk (group commit: one pack fdatasync, one journal fdatasync and one
+//! transaction per batch of concurrent callers). See `docs/store.md` for the
+//! full contract.
 //!
 //! The module is self-contained: it uses no other module of the crate.
 
 mod blobs;
 mod export;
+mod journal;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -69,6 +74,8 @@ pub struct StoreConfig {
     pub events_rotate_bytes: u64,
     /// Start a new blob pack once the current one is past this many bytes.
     pub pack_roll_bytes: u64,
+    /// Start a new journal segment (and delete the old) past this many bytes.
+    pub journal_roll_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -90,6 +97,7 @@ impl Default for StoreConfig {
             // under heavy abuse.
             events_rotate_bytes: 256 << 20,
             pack_roll_bytes: blobs::PACK_ROLL_BYTES,
+            journal_roll_bytes: journal::SEGMENT_ROLL_BYTES,
         }
     }
 }

@@ -31,8 +31,11 @@ const M2_INDEXES: &str = include_str!("migrations/0002_indexes.sql");
 /// `artifacts.pack_offset`, table `packs`).
 const M3_PACKS: &str = include_str!("migrations/0003_packs.sql");
 
+/// Version 4: the journal position (table `journal`).
+const M4_JOURNAL: &str = include_str!("migrations/0004_journal.sql");
+
 /// Every migration, in order. `MIGRATIONS[i]` takes `user_version` i to i+1.
-pub const MIGRATIONS: &[&str] = &[M1_TABLES, M2_INDEXES, M3_PACKS];
+pub const MIGRATIONS: &[&str] = &[M1_TABLES, M2_INDEXES, M3_PACKS, M4_JOURNAL];
 
 /// The schema version this binary writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -60,8 +63,10 @@ fn check_application_id(conn: &Connection, path: &Path) -> Result<(), StoreError
     Ok(())
 }
 
-/// Open (creating if needed) the database for the writer: WAL, synchronous=FULL,
-/// busy timeout, then apply pending migrations.
+/// Open (creating if needed) the database for the writer: WAL, busy timeout,
+/// pending migrations (synchronous=FULL), then synchronous=NORMAL: the
+/// writer's batches are durable in the journal before they commit, and
+/// `flush` fsyncs the WAL for the rest.
 pub(super) fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     let err = db_err(path);
     let mut conn = Connection::open(path).map_err(&err)?;
@@ -89,6 +94,8 @@ pub(super) fn open_rw(path: &Path) -> Result<Connection, StoreError> {
         .map_err(&err)?;
     conn.set_prepared_statement_cache_capacity(32);
     migrate(&mut conn, path)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(&err)?;
     Ok(conn)
 }
 

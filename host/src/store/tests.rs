@@ -12,6 +12,7 @@ fn config(data_dir: &Path) -> StoreConfig {
         max_batch: 64,
         events_rotate_bytes: 0,
         pack_roll_bytes: blobs::PACK_ROLL_BYTES,
+        journal_roll_bytes: journal::SEGMENT_ROLL_BYTES,
     }
 }
 
@@ -321,7 +322,16 @@ async fn unknown_meta_is_kept_and_uploads_are_sighted() {
         .filter(|n| !n.starts_with("spampot.db-")) // WAL files of the test's readers
         .collect();
     names.sort();
-    assert_eq!(names, [BLOBS_DIR, EVENTS_FILE, DB_FILE, LOCK_FILE]);
+    assert_eq!(
+        names,
+        [
+            BLOBS_DIR,
+            EVENTS_FILE,
+            journal::JOURNAL_DIR,
+            DB_FILE,
+            LOCK_FILE
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -415,6 +425,171 @@ async fn acknowledged_put_survives_a_crash() {
     let mut shown = Vec::new();
     show_message(tmp.path(), outcome.sha256(), &mut shown).unwrap();
     assert!(String::from_utf8(shown).unwrap().contains("192.0.2.44 (1)"));
+}
+
+/// What a power loss does to SQLite with synchronous=NORMAL: the database
+/// file as it was before the last transactions, no WAL.
+fn lose_database_tail(data_dir: &Path, saved: &Path) {
+    std::fs::copy(saved, data_dir.join(DB_FILE)).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(data_dir.join(format!("{DB_FILE}{suffix}")));
+    }
+}
+
+/// Puts a new body (3 recipients), a repeat of `first` (2) and an upload,
+/// each its own batch (each put waits for its acknowledgement).
+async fn put_three(store: &CaptureStore, first: &[u8]) {
+    let rcpts = ["a@victim.example", "b@victim.example"];
+    let puts = [
+        (
+            "email",
+            email_meta(&["c@victim.example", "d@x", "e@x"]),
+            message(2),
+        ),
+        ("email", email_meta(&rcpts), first.to_vec()),
+        ("uploaded-file", vec![], b"MZ payload".to_vec()),
+    ];
+    for (i, (kind, meta, body)) in puts.into_iter().enumerate() {
+        store
+            .put_artifact(origin(&format!("t{i}"), "192.0.2.9"), kind, meta, body)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn batches_the_database_lost_are_replayed_from_the_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saved = tmp.path().join("saved.db");
+    let data = tmp.path().join("data");
+    let first = message(1);
+    let store = CaptureStore::open(config(&data)).unwrap();
+    store
+        .put_artifact(
+            origin("s1", "192.0.2.1"),
+            "email",
+            email_meta(&["a@victim.example", "b@victim.example"]),
+            first.clone(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    std::fs::copy(data.join(DB_FILE), &saved).unwrap();
+
+    let store = CaptureStore::open(config(&data)).unwrap();
+    put_three(&store, &first).await;
+    store.close().await;
+    lose_database_tail(&data, &saved);
+    // ...and a torn record after the last acknowledged one.
+    let segments = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(data.join(journal::JOURNAL_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(segments(), ["journal-000002.log"]);
+    let seg = data.join("journal/journal-000002.log");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, b"SPJB\x40\0\0\0\0\0\0\0[{\"torn").unwrap();
+    drop(f);
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM messages"), 1);
+
+    let store = CaptureStore::open(config(&data)).unwrap();
+    let u = store.usage();
+    assert_eq!((u.messages, u.recipients, u.artifacts), (3, 7, 3));
+    // Opening again replays nothing twice.
+    store.close().await;
+    let store = CaptureStore::open(config(&data)).unwrap();
+    assert_eq!(store.usage().messages, 3);
+    store.close().await;
+    assert_eq!(segments(), ["journal-000004.log"]);
+    assert_eq!(
+        count(
+            &data,
+            "SELECT seen_count FROM artifacts WHERE sha256 = (SELECT sha256 FROM messages WHERE session = 's1')"
+        ),
+        2
+    );
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM artifact_sightings"), 1);
+    assert_eq!(
+        read_blob(&data, &sha256_hex(&message(2))).unwrap(),
+        message(2)
+    );
+    assert_eq!(stored_bodies(&data).len(), 3);
+    let mut shown = Vec::new();
+    show_message(&data, &sha256_hex(&message(2)), &mut shown).unwrap();
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(
+        shown.contains("e@x") && shown.contains("192.0.2.9"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_journal_batch_whose_body_is_gone_is_not_replayed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saved = tmp.path().join("saved.db");
+    let data = tmp.path().join("data");
+    let first = message(1);
+    let store = CaptureStore::open(config(&data)).unwrap();
+    store
+        .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], first.clone())
+        .await
+        .unwrap();
+    store.close().await;
+    std::fs::copy(data.join(DB_FILE), &saved).unwrap();
+    let pack = data.join("blobs/pack-000001.pack");
+    let committed = std::fs::metadata(&pack).unwrap().len();
+
+    let store = CaptureStore::open(config(&data)).unwrap();
+    put_three(&store, &first).await;
+    store.close().await;
+    lose_database_tail(&data, &saved);
+    // The pack lost the new body too: its batch, and the ones after it in
+    // the journal, were never acknowledged.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .unwrap()
+        .set_len(committed + 10)
+        .unwrap();
+
+    let store = CaptureStore::open(config(&data)).unwrap();
+    assert_eq!(store.usage().messages, 1);
+    store
+        .put_artifact(origin("s9", "192.0.2.1"), "email", vec![], message(2))
+        .await
+        .unwrap();
+    store.close().await;
+    // The torn pack tail was cut and the body written again in its place.
+    assert_eq!(
+        location(&data, &sha256_hex(&message(2))),
+        (Some(1), Some(committed as i64))
+    );
+    assert_eq!(stored_bodies(&data).len(), 2);
+}
+
+#[tokio::test]
+async fn journal_segments_roll_and_old_ones_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.journal_roll_bytes = 1;
+    let store = CaptureStore::open(cfg.clone()).unwrap();
+    put_three(&store, &message(1)).await;
+    // The last roll happens after its batch is answered.
+    store.flush().await.unwrap();
+    let segments: Vec<_> = std::fs::read_dir(tmp.path().join(journal::JOURNAL_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    // Segment 1 at open, one roll per batch.
+    assert_eq!(segments, ["journal-000004.log"]);
+    store.close().await;
+    let store = CaptureStore::open(cfg).unwrap();
+    assert_eq!(store.usage().messages, 2);
+    store.close().await;
 }
 
 #[tokio::test]

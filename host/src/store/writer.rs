@@ -1,5 +1,8 @@
-//! The writer thread: owns the SQLite connection, the event log and the blob
-//! packs, and commits what the handles send it in batches (group commit).
+//! The writer thread: owns the SQLite connection, the event log, the journal
+//! and the blob packs, and commits what the handles send it in batches
+//! (group commit). A batch is acknowledged once its new bodies (pack) and its
+//! envelopes (journal) are fdatasynced and its rows committed (no fsync:
+//! the journal replays them if a power loss takes them).
 
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -13,6 +16,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::blobs::{self, KnownBodies, PackWriter};
+use super::journal::{self, BodyFate, Entry, Journal, Position};
 use super::{
     DB_FILE, EVENTS_FILE, EventMap, PutError, PutOutcome, PutRequest, Request, Stats, StoreConfig,
     StoreError, format_ts,
@@ -58,6 +62,7 @@ pub(super) struct Writer {
     conn: Connection,
     events: EventLog,
     packs: PackWriter,
+    journal: Journal,
     /// Digests stored, shared with the handles as a hint to skip compression.
     known: Arc<KnownBodies>,
     stats: Arc<Stats>,
@@ -67,9 +72,7 @@ pub(super) struct Writer {
     blob_bytes: u64,
     /// A `store.quota` event was written since open.
     quota_reported: bool,
-    /// Current `PRAGMA synchronous` is FULL (else NORMAL).
-    sync_full: bool,
-    /// Transactions were committed with synchronous=NORMAL since the WAL was
+    /// Transactions were committed (synchronous=NORMAL) since the WAL was
     /// last fsynced.
     wal_unsynced: bool,
     /// Events in the log but not yet indexed, and since when.
@@ -102,7 +105,13 @@ impl Writer {
             path: db_path.clone(),
             source,
         };
-        let conn = init.conn;
+        let mut conn = init.conn;
+        let journal = open_journal(&init.dir, &mut conn, init.config.journal_roll_bytes).map_err(
+            |source| StoreError::Io {
+                path: init.data_dir.join(journal::JOURNAL_DIR),
+                source,
+            },
+        )?;
         let blob_bytes = count(
             &conn,
             "SELECT COALESCE(SUM(stored_size), 0) FROM artifacts WHERE stored = 1",
@@ -137,13 +146,13 @@ impl Writer {
             conn,
             events,
             packs: PackWriter::new(init.config.pack_roll_bytes),
+            journal,
             known: init.known,
             stats: init.stats,
             quota_bytes: init.config.quota_bytes,
             max_batch: init.config.max_batch.max(1),
             blob_bytes,
             quota_reported: false,
-            sync_full: true,
             wal_unsynced: false,
             unindexed: Vec::new(),
             unindexed_since: None,
@@ -275,17 +284,12 @@ impl Writer {
         }
     }
 
-    /// One durable transaction for a batch of artifacts; each caller hears
-    /// the outcome only after it committed.
+    /// One durable batch of artifacts; each caller hears the outcome only
+    /// after it is in the journal and committed.
     fn commit_puts(&mut self, mut puts: Vec<PutRequest>) {
-        let result = match self.set_synchronous(true) {
-            Ok(()) => self.transact(&mut puts),
-            Err(e) => Err(format!("cannot set synchronous mode: {e}")),
-        };
-        match result {
+        match self.transact(&mut puts) {
             Ok((outcomes, delta)) => {
-                // A FULL commit fsyncs the WAL, earlier frames included.
-                self.wal_unsynced = false;
+                self.wal_unsynced = true;
                 self.stats.put_batches.fetch_add(1, Ordering::Relaxed);
                 self.apply(delta);
                 for (p, outcome) in puts.into_iter().zip(outcomes) {
@@ -293,6 +297,9 @@ impl Writer {
                         self.known.insert(outcome.sha256());
                     }
                     let _ = p.reply.send(Ok(outcome));
+                }
+                if self.journal.wants_roll() {
+                    self.roll_journal();
                 }
             }
             Err(msg) => {
@@ -341,18 +348,35 @@ impl Writer {
         }
     }
 
-    fn set_synchronous(&mut self, full: bool) -> rusqlite::Result<()> {
-        if self.sync_full != full {
-            let mode = if full { "FULL" } else { "NORMAL" };
-            self.conn.pragma_update(None, "synchronous", mode)?;
-            self.sync_full = full;
+    /// The database is durable up to the journal's position: start a new
+    /// segment and delete the old ones.
+    fn roll_journal(&mut self) {
+        let result = sync_wal(&self.dir).and_then(|()| {
+            self.wal_unsynced = false;
+            self.journal.roll(&self.dir)
+        });
+        if let Err(e) = result {
+            // The segment keeps growing; the next batch tries again.
+            tracing::warn!("cannot roll the store journal: {e}");
         }
-        Ok(())
     }
 
     /// One transaction for the whole batch: stage the new bodies and insert
-    /// the rows of the artifacts, write and fdatasync the pack, commit.
+    /// the rows of the artifacts; write and fdatasync the pack, then the
+    /// journal record; commit.
     fn transact(&mut self, puts: &mut [PutRequest]) -> Result<(Vec<PutOutcome>, Delta), String> {
+        let before = self.journal.position();
+        let result = self.transact_inner(puts);
+        if result.is_err() {
+            self.journal.abort(before);
+        }
+        result
+    }
+
+    fn transact_inner(
+        &mut self,
+        puts: &mut [PutRequest],
+    ) -> Result<(Vec<PutOutcome>, Delta), String> {
         let tx = self
             .conn
             .transaction()
@@ -366,22 +390,32 @@ impl Writer {
             delta: Delta::default(),
         };
         let mut outcomes = Vec::with_capacity(puts.len());
+        let mut entries = Vec::with_capacity(puts.len());
         for p in puts.iter_mut() {
-            outcomes.push(put_one(&tx, &mut ctx, p)?);
+            let (outcome, entry) = put_one(&tx, &mut ctx, p)?;
+            outcomes.push(outcome);
+            entries.push(entry);
         }
-        // The pack's bytes are durable before the rows naming them commit;
-        // a crash in between leaves only an unreferenced tail (cut at open).
+        // Bodies first, then the journal record naming them: a durable
+        // record always finds its bodies (replay checks anyway). A crash
+        // before the record leaves only a pack tail, cut at open.
         ctx.packs
             .write_and_sync(&tx)
             .map_err(|e| format!("cannot make blobs durable: {e}"))?;
         let delta = ctx.delta;
+        let payload =
+            serde_json::to_vec(&entries).map_err(|e| format!("cannot encode the batch: {e}"))?;
+        let position = self
+            .journal
+            .append(&payload)
+            .map_err(|e| format!("cannot write the store journal: {e}"))?;
+        journal::record_position(&tx, position).map_err(|e| format!("database error: {e}"))?;
         tx.commit().map_err(|e| format!("commit failed: {e}"))?;
         self.packs.committed();
         Ok((outcomes, delta))
     }
 
     fn index_events_only(&mut self, events: &[EventMap]) -> rusqlite::Result<()> {
-        self.set_synchronous(false)?;
         let tx = self.conn.transaction()?;
         for ev in events {
             if let Err(e) = index_event(&tx, ev) {
@@ -391,7 +425,7 @@ impl Writer {
         tx.commit()
     }
 
-    /// flush(): the event log and any synchronous=NORMAL commits to disk.
+    /// flush(): the event log and the WAL's commits to disk.
     fn sync_to_disk(&mut self) -> Result<(), PutError> {
         self.index_deferred();
         self.events
@@ -444,6 +478,7 @@ fn sort_request(req: Request, puts: &mut Vec<PutRequest>) -> Option<Request> {
 }
 
 /// fsync `spampot.db-wal` (the frames of synchronous=NORMAL commits).
+/// A checkpoint syncs what it copies into the database file itself.
 fn sync_wal(dir: &Dir) -> io::Result<()> {
     match dir.open(format!("{DB_FILE}-wal")) {
         Ok(f) => f.sync_all(),
@@ -461,31 +496,18 @@ struct PutCtx<'a> {
     delta: Delta,
 }
 
-/// Write one artifact's blob (if new and within quota) and its rows.
+/// Stage one artifact's blob (if new and within quota), insert its rows, and
+/// return its outcome and its journal entry.
 fn put_one(
     tx: &Transaction<'_>,
     ctx: &mut PutCtx<'_>,
     p: &mut PutRequest,
-) -> Result<PutOutcome, String> {
+) -> Result<(PutOutcome, Entry), String> {
     let sql = |e: rusqlite::Error| format!("database error: {e}");
-    let ts = format_ts(&p.origin.timestamp);
     let size = p.data.len() as u64;
-    let existing: Option<bool> = tx
-        .prepare_cached("SELECT stored FROM artifacts WHERE sha256 = ?1")
-        .map_err(sql)?
-        .query_row([&p.sha256], |r| r.get::<_, i64>(0).map(|s| s != 0))
-        .optional()
-        .map_err(sql)?;
-    let (stored, new_blob) = if existing == Some(true) {
-        tx.prepare_cached(
-            "UPDATE artifacts SET seen_count = seen_count + 1,
-                 first_seen = MIN(first_seen, ?2), last_seen = MAX(last_seen, ?2)
-             WHERE sha256 = ?1",
-        )
-        .map_err(sql)?
-        .execute(params![p.sha256, ts])
-        .map_err(sql)?;
-        (true, false)
+    let existing = stored_state(tx, &p.sha256).map_err(sql)?;
+    let body = if existing == Some(true) {
+        BodyFate::Known
     } else {
         let compressed = match p.compressed.take() {
             Some(c) => c,
@@ -496,62 +518,143 @@ fn put_one(
         let clen = compressed.len() as u64;
         let fits =
             ctx.quota_bytes == 0 || ctx.blob_bytes + ctx.delta.blob_bytes + clen <= ctx.quota_bytes;
-        let mut location = None;
         if fits {
-            location = Some(
-                ctx.packs
-                    .stage(ctx.dir, tx, &p.sha256, size, &compressed)
-                    .map_err(|e| format!("cannot write blob {}: {e}", p.sha256))?,
-            );
+            let (pack, offset) = ctx
+                .packs
+                .stage(ctx.dir, tx, &p.sha256, size, &compressed)
+                .map_err(|e| format!("cannot write blob {}: {e}", p.sha256))?;
             ctx.delta.blob_bytes += clen;
             ctx.delta.artifacts_stored += 1;
-        } else if !ctx.quota_reported && ctx.delta.quota_event.is_none() {
-            ctx.delta.quota_event = Some(quota_event(
-                p,
-                ctx.quota_bytes,
-                ctx.blob_bytes + ctx.delta.blob_bytes,
-                clen,
-            ));
-        }
-        let stored_size = if fits { clen } else { 0 };
-        let (pack, pack_offset) = location.unzip();
-        if existing.is_none() {
-            tx.prepare_cached(
-                "INSERT INTO artifacts (sha256, kind, size, stored_size, stored, first_seen,
-                     last_seen, seen_count, pack, pack_offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8)",
-            )
-            .map_err(sql)?
-            .execute(params![
-                p.sha256,
-                p.kind,
-                size,
-                stored_size,
-                fits,
-                ts,
+            BodyFate::Packed {
                 pack,
-                pack_offset
-            ])
-            .map_err(sql)?;
-            ctx.delta.artifacts += 1;
+                offset,
+                stored_len: clen,
+            }
         } else {
+            if !ctx.quota_reported && ctx.delta.quota_event.is_none() {
+                ctx.delta.quota_event = Some(quota_event(
+                    p,
+                    ctx.quota_bytes,
+                    ctx.blob_bytes + ctx.delta.blob_bytes,
+                    clen,
+                ));
+            }
+            BodyFate::OverQuota
+        }
+    };
+    // The request is answered from its reply channel alone from here on:
+    // its strings move into the entry.
+    let o = &mut p.origin;
+    let entry = Entry {
+        session: std::mem::take(&mut o.session),
+        ts: format_ts(&o.timestamp),
+        sensor: std::mem::take(&mut o.sensor),
+        src_ip: std::mem::take(&mut o.src_ip),
+        src_port: o.src_port,
+        dst_port: o.dst_port,
+        plugin: std::mem::take(&mut o.plugin),
+        kind: p.kind.to_string(),
+        meta: std::mem::take(&mut p.meta),
+        sha256: p.sha256.clone(),
+        size,
+        body,
+    };
+    apply_entry(tx, &entry, existing, &mut ctx.delta).map_err(sql)?;
+    let sha256 = p.sha256.clone();
+    let outcome = match body {
+        BodyFate::Known => PutOutcome::Stored {
+            sha256,
+            size,
+            new_blob: false,
+        },
+        BodyFate::Packed { .. } => PutOutcome::Stored {
+            sha256,
+            size,
+            new_blob: true,
+        },
+        BodyFate::OverQuota => PutOutcome::OverQuota { sha256, size },
+    };
+    Ok((outcome, entry))
+}
+
+/// `Some(stored)` if `artifacts` has a row for the digest.
+fn stored_state(tx: &Transaction<'_>, sha256: &str) -> rusqlite::Result<Option<bool>> {
+    tx.prepare_cached("SELECT stored FROM artifacts WHERE sha256 = ?1")?
+        .query_row([sha256], |r| r.get::<_, i64>(0).map(|s| s != 0))
+        .optional()
+}
+
+/// Insert one artifact's rows as its entry says: the `artifacts` row (new,
+/// or one more sighting) and its `messages`+`recipients` or
+/// `artifact_sightings` row. `existing` is [`stored_state`] before it. The
+/// same code writes a batch and replays it from the journal.
+fn apply_entry(
+    tx: &Transaction<'_>,
+    e: &Entry,
+    existing: Option<bool>,
+    delta: &mut Delta,
+) -> rusqlite::Result<()> {
+    let (stored, stored_size, pack, pack_offset) = match e.body {
+        BodyFate::Known => (true, None, None, None),
+        BodyFate::Packed {
+            pack,
+            offset,
+            stored_len,
+        } => (true, Some(stored_len), Some(pack), Some(offset)),
+        BodyFate::OverQuota => (false, Some(0), None, None),
+    };
+    match (existing, stored_size) {
+        (Some(_), None) => {
+            tx.prepare_cached(
+                "UPDATE artifacts SET seen_count = seen_count + 1,
+                     first_seen = MIN(first_seen, ?2), last_seen = MAX(last_seen, ?2)
+                 WHERE sha256 = ?1",
+            )?
+            .execute(params![e.sha256, e.ts])?;
+        }
+        (Some(_), Some(stored_size)) => {
             tx.prepare_cached(
                 "UPDATE artifacts SET stored = ?2, stored_size = ?3,
                      seen_count = seen_count + 1,
                      first_seen = MIN(first_seen, ?4), last_seen = MAX(last_seen, ?4),
                      pack = ?5, pack_offset = ?6
                  WHERE sha256 = ?1",
-            )
-            .map_err(sql)?
-            .execute(params![p.sha256, fits, stored_size, ts, pack, pack_offset])
-            .map_err(sql)?;
+            )?
+            .execute(params![
+                e.sha256,
+                stored,
+                stored_size,
+                e.ts,
+                pack,
+                pack_offset
+            ])?;
         }
-        (fits, fits)
-    };
-
-    let o = &p.origin;
-    if p.kind == "email" {
-        let m = EmailMeta::parse(&p.meta);
+        (None, stored_size) => {
+            // A `Known` body without a row happens only in a replay over a
+            // database that lost more than the journal holds: keep the
+            // sighting, flagged as not stored.
+            let stored = stored && stored_size.is_some();
+            tx.prepare_cached(
+                "INSERT INTO artifacts (sha256, kind, size, stored_size, stored, first_seen,
+                     last_seen, seen_count, pack, pack_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8)",
+            )?
+            .execute(params![
+                e.sha256,
+                e.kind,
+                e.size,
+                stored_size.unwrap_or(0),
+                stored,
+                e.ts,
+                pack,
+                pack_offset
+            ])?;
+            delta.artifacts += 1;
+        }
+    }
+    let stored = stored && (existing.is_some() || stored_size.is_some());
+    if e.kind == "email" {
+        let m = EmailMeta::parse(&e.meta);
         let extra = (!m.extra.is_empty()).then(|| pairs_json(&m.extra));
         tx.prepare_cached(
             "INSERT INTO messages (session, ts, sensor, src_ip, src_port, dst_port, plugin,
@@ -559,21 +662,20 @@ fn put_one(
                  queue_id, persona, extra_meta)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                  ?17, ?18, ?19)",
-        )
-        .map_err(sql)?
+        )?
         .execute(params![
-            o.session,
-            ts,
-            o.sensor,
-            o.src_ip,
-            o.src_port,
-            o.dst_port,
-            o.plugin,
+            e.session,
+            e.ts,
+            e.sensor,
+            e.src_ip,
+            e.src_port,
+            e.dst_port,
+            e.plugin,
             m.helo,
             m.mail_from,
             m.rcpt_to.len() as i64,
-            size,
-            p.sha256,
+            e.size,
+            e.sha256,
             stored,
             m.via,
             m.target_host,
@@ -581,53 +683,132 @@ fn put_one(
             m.queue_id,
             m.persona,
             extra,
-        ])
-        .map_err(sql)?;
+        ])?;
         let message_id = tx.last_insert_rowid();
-        let mut ins = tx
-            .prepare_cached(
-                "INSERT INTO recipients (message_id, position, address) VALUES (?1, ?2, ?3)",
-            )
-            .map_err(sql)?;
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO recipients (message_id, position, address) VALUES (?1, ?2, ?3)",
+        )?;
         for (i, addr) in m.rcpt_to.iter().enumerate() {
-            ins.execute(params![message_id, i as i64, addr])
-                .map_err(sql)?;
+            ins.execute(params![message_id, i as i64, addr])?;
         }
-        ctx.delta.messages += 1;
-        ctx.delta.recipients += m.rcpt_to.len() as u64;
+        delta.messages += 1;
+        delta.recipients += m.rcpt_to.len() as u64;
     } else {
         tx.prepare_cached(
             "INSERT INTO artifact_sightings
                  (sha256, session, ts, sensor, src_ip, src_port, dst_port, plugin, kind, meta)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .map_err(sql)?
+        )?
         .execute(params![
-            p.sha256,
-            o.session,
-            ts,
-            o.sensor,
-            o.src_ip,
-            o.src_port,
-            o.dst_port,
-            o.plugin,
-            p.kind,
-            pairs_json(&p.meta),
-        ])
-        .map_err(sql)?;
+            e.sha256,
+            e.session,
+            e.ts,
+            e.sensor,
+            e.src_ip,
+            e.src_port,
+            e.dst_port,
+            e.plugin,
+            e.kind,
+            pairs_json(&e.meta),
+        ])?;
     }
-    Ok(if stored {
-        PutOutcome::Stored {
-            sha256: p.sha256.clone(),
-            size,
-            new_blob,
+    Ok(())
+}
+
+/// Replay what the journal holds past the database's position, make the
+/// database durable, and start a new segment (deleting the old ones).
+fn open_journal(dir: &Dir, conn: &mut Connection, roll_bytes: u64) -> io::Result<Journal> {
+    match dir.create_dir(journal::JOURNAL_DIR) {
+        Ok(()) => blobs::sync_dir(dir, ".")?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let from = journal::recorded_position(conn).map_err(io::Error::other)?;
+    let segments = journal::segment_ids(dir);
+    let mut replayed = (0usize, 0usize);
+    for &id in &segments {
+        let start = match from {
+            Some(p) if id < p.segment => continue,
+            Some(p) if id == p.segment => p.offset,
+            _ => 0,
+        };
+        for (payload, end) in journal::read_records(dir, id, start)? {
+            let position = Position {
+                segment: id,
+                offset: end,
+            };
+            match replay_batch(dir, conn, &payload, position) {
+                Ok(n) => {
+                    replayed.0 += 1;
+                    replayed.1 += n;
+                }
+                Err(e) => {
+                    // Not acknowledged (its bodies never became durable) or
+                    // unreadable: what follows in this segment is not either.
+                    tracing::warn!(segment = id, offset = end, "journal replay stopped: {e}");
+                    break;
+                }
+            }
         }
-    } else {
-        PutOutcome::OverQuota {
-            sha256: p.sha256.clone(),
-            size,
+    }
+    if replayed.0 > 0 {
+        tracing::warn!(
+            batches = replayed.0,
+            artifacts = replayed.1,
+            "replayed store batches the database had lost (power loss or crash)"
+        );
+    }
+    sync_wal(dir)?;
+    let next = segments
+        .last()
+        .copied()
+        .max(from.map(|p| p.segment))
+        .unwrap_or(0)
+        + 1;
+    let journal = Journal::create(dir, next, roll_bytes)?;
+    journal::delete_segments_before(dir, next);
+    Ok(journal)
+}
+
+/// Insert one journal record's rows (and its position) in one transaction.
+/// Refuses a record whose bodies are not where it says.
+fn replay_batch(
+    dir: &Dir,
+    conn: &mut Connection,
+    payload: &[u8],
+    position: Position,
+) -> Result<usize, String> {
+    let entries: Vec<Entry> =
+        serde_json::from_slice(payload).map_err(|e| format!("unreadable batch: {e}"))?;
+    for e in &entries {
+        if let BodyFate::Packed {
+            pack,
+            offset,
+            stored_len,
+        } = e.body
+        {
+            blobs::check_record(dir, pack, offset, &e.sha256, stored_len)
+                .map_err(|err| format!("body {} is not in pack {pack}: {err}", e.sha256))?;
         }
-    })
+    }
+    let sql = |e: rusqlite::Error| format!("database error: {e}");
+    let tx = conn.transaction().map_err(sql)?;
+    let mut delta = Delta::default();
+    for e in &entries {
+        let existing = stored_state(&tx, &e.sha256).map_err(sql)?;
+        apply_entry(&tx, e, existing, &mut delta).map_err(sql)?;
+        if let BodyFate::Packed {
+            pack,
+            offset,
+            stored_len,
+        } = e.body
+        {
+            blobs::extend_pack_row(&tx, pack, offset, stored_len).map_err(sql)?;
+        }
+    }
+    journal::record_position(&tx, position).map_err(sql)?;
+    tx.commit().map_err(sql)?;
+    Ok(entries.len())
 }
 
 /// The `store.quota` event, with the common fields of the artifact that

@@ -1,0 +1,376 @@
+//! The store's journal: what a client is acknowledged on.
+//!
+//! Every batch of artifacts is appended here as one record (each artifact's
+//! envelope and what became of its body) and fdatasynced, with the pack its
+//! new bodies went to, before anyone hears "stored". SQLite then commits the
+//! same rows without an fsync of its own: one WAL fsync per batch used to be
+//! most of an acknowledgement's wait (`docs/performance.md`). A killed
+//! process loses nothing either way (SQLite's WAL is in the page cache); a
+//! power loss can lose SQLite's last transactions, and `open` replays the
+//! batches past the position the database recorded ([`Position`]).
+//!
+//! Layout: `<data>/journal/journal-000001.log`, … A 16-byte header (magic
+//! `SPPTJRNL`, version u32 LE, 4 zero bytes), then one record per batch:
+//! magic `SPJB`, payload length (u64 LE), the payload (JSON: the batch's
+//! [`Entry`]s), the SHA-256 of the payload. A record that runs past the end
+//! of the file or whose digest does not match ends the journal: it is the
+//! torn tail of a batch that was being written when the machine stopped.
+//!
+//! Each `open` starts a new segment. A segment is deleted once the database
+//! is durable past it: at open (after replay) and whenever the writer rolls
+//! to a new segment (it fsyncs the WAL first), so the journal stays small.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use cap_std::fs::{Dir, OpenOptions};
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The journal's directory, relative to the data directory.
+pub const JOURNAL_DIR: &str = "journal";
+
+const SEGMENT_MAGIC: [u8; 8] = *b"SPPTJRNL";
+const SEGMENT_VERSION: u32 = 1;
+const SEGMENT_HEADER_LEN: u64 = 16;
+const RECORD_MAGIC: [u8; 4] = *b"SPJB";
+/// Magic and payload length before the payload.
+const RECORD_HEAD_LEN: u64 = 12;
+/// SHA-256 after the payload.
+const RECORD_TAIL_LEN: u64 = 32;
+
+/// Roll to a new segment (and fsync the WAL, and delete the old ones) past
+/// this size. 64 MiB is ~100,000 messages of 9 recipients: one extra WAL
+/// fsync per 100,000 messages costs nothing, and a replay after power loss
+/// reads at most this much.
+pub(super) const SEGMENT_ROLL_BYTES: u64 = 64 << 20;
+
+/// A replayed batch larger than this is refused as corrupt: the writer's
+/// batches are at most `max_batch` envelopes, far below it.
+const MAX_RECORD_PAYLOAD: u64 = 256 << 20;
+
+/// Where the database's rows end in the journal: the segment and the offset
+/// after the last batch committed (the `journal` table's one row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Position {
+    pub segment: i64,
+    pub offset: u64,
+}
+
+/// One artifact of a batch, as the writer recorded it: enough to insert its
+/// rows again.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Entry {
+    pub session: String,
+    pub ts: String,
+    pub sensor: String,
+    pub src_ip: String,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub plugin: String,
+    pub kind: String,
+    pub meta: Vec<(String, String)>,
+    pub sha256: String,
+    pub size: u64,
+    pub body: BodyFate,
+}
+
+/// What the batch did with the body. Replay repeats the decision instead of
+/// taking it again (the quota or the pack may have moved on since).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fate", rename_all = "snake_case")]
+pub(super) enum BodyFate {
+    /// Stored already, by an earlier batch.
+    Known,
+    /// Written by this batch: a record in pack `pack` at `offset`.
+    Packed {
+        pack: i64,
+        offset: u64,
+        stored_len: u64,
+    },
+    /// Not kept: the blob quota was reached.
+    OverQuota,
+}
+
+/// `journal/journal-000001.log` for segment 1; `None` below 1.
+pub fn segment_rel_path(id: i64) -> Option<String> {
+    (id >= 1).then(|| format!("{JOURNAL_DIR}/journal-{id:06}.log"))
+}
+
+fn segment_header() -> [u8; SEGMENT_HEADER_LEN as usize] {
+    let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
+    h[..8].copy_from_slice(&SEGMENT_MAGIC);
+    h[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    h
+}
+
+/// Encode one batch record around `payload`.
+fn encode_record(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&RECORD_MAGIC);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&Sha256::digest(payload));
+}
+
+/// The segment being appended to by the writer thread.
+pub(super) struct Journal {
+    segment: i64,
+    file: std::fs::File,
+    /// End of the last record written; the next goes here.
+    len: u64,
+    roll_bytes: u64,
+    record: Vec<u8>,
+}
+
+impl Journal {
+    /// Start segment `id` (a new, empty file, durable with its directory entry).
+    pub(super) fn create(dir: &Dir, id: i64, roll_bytes: u64) -> io::Result<Journal> {
+        let path = segment_rel_path(id)
+            .ok_or_else(|| io::Error::other(format!("bad journal segment id {id}")))?;
+        let file = dir
+            .open_with(
+                &path,
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+            )?
+            .into_std();
+        file.write_all_at(&segment_header(), 0)?;
+        file.sync_all()?;
+        super::blobs::sync_dir(dir, JOURNAL_DIR)?;
+        Ok(Journal {
+            segment: id,
+            file,
+            len: SEGMENT_HEADER_LEN,
+            roll_bytes: roll_bytes.max(1),
+            record: Vec::new(),
+        })
+    }
+
+    /// Write one batch's record and make it durable. Returns the position
+    /// after it, which the batch's transaction records.
+    pub(super) fn append(&mut self, payload: &[u8]) -> io::Result<Position> {
+        self.record.clear();
+        encode_record(&mut self.record, payload);
+        self.file.write_all_at(&self.record, self.len)?;
+        self.file.sync_data()?;
+        self.len += self.record.len() as u64;
+        if self.record.capacity() > 8 << 20 {
+            self.record = Vec::new();
+        }
+        Ok(Position {
+            segment: self.segment,
+            offset: self.len,
+        })
+    }
+
+    /// The batch's transaction did not commit: forget its record, so the
+    /// next one overwrites it and a replay never sees it.
+    pub(super) fn abort(&mut self, at: Position) {
+        if at.segment == self.segment && at.offset <= self.len {
+            self.len = at.offset;
+            if let Err(e) = self.file.set_len(at.offset) {
+                tracing::warn!("cannot cut the journal after a failed batch: {e}");
+            }
+        }
+    }
+
+    pub(super) fn position(&self) -> Position {
+        Position {
+            segment: self.segment,
+            offset: self.len,
+        }
+    }
+
+    pub(super) fn wants_roll(&self) -> bool {
+        self.len >= self.roll_bytes
+    }
+
+    /// Continue in segment `self.segment + 1`. The caller has made the
+    /// database durable up to [`Journal::position`]; older segments go.
+    pub(super) fn roll(&mut self, dir: &Dir) -> io::Result<()> {
+        let next = Journal::create(dir, self.segment + 1, self.roll_bytes)?;
+        *self = next;
+        delete_segments_before(dir, self.segment);
+        Ok(())
+    }
+}
+
+/// Remove segments older than `keep_from` (best effort: a leftover segment
+/// only costs disk; replay starts from the database's position anyway).
+pub(super) fn delete_segments_before(dir: &Dir, keep_from: i64) {
+    for id in segment_ids(dir).into_iter().filter(|id| *id < keep_from) {
+        if let Some(path) = segment_rel_path(id)
+            && let Err(e) = dir.remove_file(&path)
+        {
+            tracing::warn!(segment = %path, "cannot delete an old journal segment: {e}");
+        }
+    }
+}
+
+/// Ids of the segment files present, ascending.
+pub(super) fn segment_ids(dir: &Dir) -> Vec<i64> {
+    let Ok(entries) = dir.read_dir(JOURNAL_DIR) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<i64> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name.strip_prefix("journal-")?.strip_suffix(".log")?;
+            (id.len() == 6 && id.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| id.parse().ok())
+                .flatten()
+        })
+        .filter(|id| *id >= 1)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The complete batch records of segment `id` from `from` on (the payloads,
+/// each with the offset after it). Stops at the first torn or corrupt record.
+pub(super) fn read_records(dir: &Dir, id: i64, from: u64) -> io::Result<Vec<(Vec<u8>, u64)>> {
+    let path = segment_rel_path(id).ok_or_else(|| io::Error::other("bad segment id"))?;
+    let file = dir.open(&path)?.into_std();
+    let len = file.metadata()?.len();
+    let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
+    file.read_exact_at(&mut head, 0)?;
+    if head[..8] != SEGMENT_MAGIC || head[8..12] != SEGMENT_VERSION.to_le_bytes() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{path} is not a spampot journal segment of version {SEGMENT_VERSION}"),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut at = from.max(SEGMENT_HEADER_LEN);
+    while len.saturating_sub(at) >= RECORD_HEAD_LEN + RECORD_TAIL_LEN {
+        let mut rec_head = [0u8; RECORD_HEAD_LEN as usize];
+        file.read_exact_at(&mut rec_head, at)?;
+        if rec_head[..4] != RECORD_MAGIC {
+            break;
+        }
+        let n = u64::from_le_bytes(rec_head[4..12].try_into().expect("8 bytes"));
+        let end = at + RECORD_HEAD_LEN + n + RECORD_TAIL_LEN;
+        if n > MAX_RECORD_PAYLOAD || end > len {
+            break;
+        }
+        let mut payload = vec![0u8; n as usize];
+        file.read_exact_at(&mut payload, at + RECORD_HEAD_LEN)?;
+        let mut digest = [0u8; RECORD_TAIL_LEN as usize];
+        file.read_exact_at(&mut digest, at + RECORD_HEAD_LEN + n)?;
+        if Sha256::digest(&payload).as_slice() != digest {
+            break;
+        }
+        out.push((payload, end));
+        at = end;
+    }
+    Ok(out)
+}
+
+/// The database's journal position, if any batch was ever committed.
+pub(super) fn recorded_position(conn: &Connection) -> rusqlite::Result<Option<Position>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        "SELECT segment, end_offset FROM journal WHERE id = 1",
+        [],
+        |r| {
+            Ok(Position {
+                segment: r.get(0)?,
+                offset: r.get::<_, i64>(1)?.max(0) as u64,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Record `pos` in the batch's transaction.
+pub(super) fn record_position(conn: &Connection, pos: Position) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO journal (id, segment, end_offset) VALUES (1, ?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET segment = excluded.segment,
+             end_offset = excluded.end_offset",
+    )?
+    .execute(params![pos.segment, pos.offset as i64])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_until_a_torn_or_corrupt_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority()).unwrap();
+        dir.create_dir(JOURNAL_DIR).unwrap();
+        let mut j = Journal::create(&dir, 3, 1 << 20).unwrap();
+        let a = j.append(b"first").unwrap();
+        let b = j.append(b"second").unwrap();
+        assert_eq!(a.segment, 3);
+        let all = read_records(&dir, 3, 0).unwrap();
+        assert_eq!(
+            all,
+            [
+                (b"first".to_vec(), a.offset),
+                (b"second".to_vec(), b.offset)
+            ]
+        );
+        assert_eq!(
+            read_records(&dir, 3, a.offset).unwrap(),
+            [(b"second".to_vec(), b.offset)]
+        );
+        // A torn third record, then a flipped byte in the second.
+        let path = tmp.path().join(segment_rel_path(3).unwrap());
+        let mut raw = std::fs::read(&path).unwrap();
+        let mut third = Vec::new();
+        encode_record(&mut third, b"third");
+        raw.extend_from_slice(&third[..third.len() - 3]);
+        std::fs::write(&path, &raw).unwrap();
+        assert_eq!(read_records(&dir, 3, 0).unwrap().len(), 2);
+        raw[a.offset as usize + RECORD_HEAD_LEN as usize] ^= 1;
+        std::fs::write(&path, &raw).unwrap();
+        assert_eq!(read_records(&dir, 3, 0).unwrap().len(), 1);
+        // An aborted record is cut and overwritten.
+        j.abort(a);
+        let c = j.append(b"3rd").unwrap();
+        assert_eq!(
+            read_records(&dir, 3, 0).unwrap(),
+            [(b"first".to_vec(), a.offset), (b"3rd".to_vec(), c.offset)]
+        );
+        assert_eq!(segment_ids(&dir), [3]);
+        j.roll(&dir).unwrap();
+        assert_eq!(segment_ids(&dir), [4]);
+        assert_eq!(j.position().segment, 4);
+    }
+
+    #[test]
+    fn entries_keep_their_body_fate() {
+        let e = Entry {
+            session: "s".into(),
+            ts: "2026-11-27T10:00:00.000Z".into(),
+            sensor: "x".into(),
+            src_ip: "127.0.0.1".into(),
+            src_port: 1,
+            dst_port: 25,
+            plugin: "smtp".into(),
+            kind: "email".into(),
+            meta: vec![("rcpt_to".into(), "a@b".into())],
+            sha256: "00".repeat(32),
+            size: 5,
+            body: BodyFate::Packed {
+                pack: 2,
+                offset: 16,
+                stored_len: 9,
+            },
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        let back: Entry = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.body, e.body);
+        assert_eq!(back.meta, e.meta);
+        assert!(json.contains(r#""fate":"packed""#), "{json}");
+    }
+}
