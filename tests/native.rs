@@ -3,7 +3,7 @@
 //! compare the two; this checks they behave alike.
 
 use spampot::native::Native;
-use spampot_blackbox::{Client, TestSensor, messages};
+use spampot_blackbox::{Client, TestSensor};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_plugins_serve_splice_and_store_like_their_components() {
@@ -26,7 +26,7 @@ async fn native_plugins_serve_splice_and_store_like_their_components() {
         .await;
     let rest = String::from_utf8(c.read_to_close().await).unwrap();
     assert!(rest.contains("221"), "{rest}");
-    let rows = messages(sensor.data.path());
+    let rows = sensor.messages().await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["via"], "http-proxy");
     let status = spampot::admin::status_json(&sensor.server.sensor);

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use spampot_blackbox::{Client, TestSensor, WAIT, messages, require};
+use spampot_blackbox::{Client, TestSensor, WAIT, require};
 use tempfile::TempDir;
 
 const SMTP: u16 = 25;
@@ -152,8 +152,8 @@ const CURL: [&str; 4] = ["-q", "-sS", "--max-time", "15"];
 
 /// The one stored message: its `via` and `target_host` as expected, its
 /// body carrying `marker`.
-fn the_message(sensor: &TestSensor, via: &str, target_host: &str, marker: &str) -> Value {
-    let rows = messages(sensor.data.path());
+async fn the_message(sensor: &TestSensor, via: &str, target_host: &str, marker: &str) -> Value {
+    let rows = sensor.messages().await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let m = rows[0].clone();
     assert_eq!(m["via"], via, "{m}");
@@ -197,7 +197,7 @@ async fn curl_connect_tunnel_through_the_http_proxy_is_stored() {
     args.extend(curl_smtp_args(&file));
     run_ok("curl", &args, b"").await;
 
-    let m = the_message(&sensor, "http-proxy", MX, "curl-http-connect");
+    let m = the_message(&sensor, "http-proxy", MX, "curl-http-connect").await;
     assert_eq!(m["dst_port"], HTTP, "{m}");
     let req = request(&sensor, "http", "connect-smtp").await;
     assert_eq!(req["target_host"], MX);
@@ -218,7 +218,7 @@ async fn curl_socks4a_is_stored() {
     args.extend(curl_smtp_args(&file));
     run_ok("curl", &args, b"").await;
 
-    the_message(&sensor, "socks", MX, "curl-socks4a");
+    the_message(&sensor, "socks", MX, "curl-socks4a").await;
     let req = request(&sensor, "socks4", "connect-smtp").await;
     assert_eq!(req["target_host"], MX);
     assert_eq!(req["target_port"], 25);
@@ -237,7 +237,7 @@ async fn curl_socks5_hostname_without_auth_is_stored() {
     args.extend(curl_smtp_args(&file));
     run_ok("curl", &args, b"").await;
 
-    the_message(&sensor, "socks", MX, "curl-socks5");
+    the_message(&sensor, "socks", MX, "curl-socks5").await;
     let req = request(&sensor, "socks5", "connect-smtp").await;
     assert_eq!(req["target_host"], MX);
     assert_eq!(req["target_port"], 25);
@@ -266,7 +266,7 @@ async fn curl_socks5_hostname_with_a_password_is_stored_and_the_credential_recor
     args.extend(curl_smtp_args(&file));
     run_ok("curl", &args, b"").await;
 
-    the_message(&sensor, "socks", MX, "curl-socks5-auth");
+    the_message(&sensor, "socks", MX, "curl-socks5-auth").await;
     let req = request(&sensor, "socks5", "connect-smtp").await;
     assert_eq!(req["auth"], "username-password", "{req}");
     assert_eq!(req["username"], "spammer", "{req}");
@@ -299,7 +299,7 @@ async fn ncat_through(proxy_type: &str, port: u16, file: &str, plugin: &str, tar
     assert!(transcript.contains("\r\n221 "), "{transcript}");
 
     let target_host = target;
-    the_message(&sensor, plugin, target_host, &marker);
+    the_message(&sensor, plugin, target_host, &marker).await;
     // ncat's proxy types are the plugins' module names.
     let req = request(&sensor, proxy_type, "connect-smtp").await;
     assert_eq!(req["target_host"], target_host);
@@ -341,7 +341,7 @@ async fn nc_through(version: &str, port: u16, file: &str, plugin: &str, target: 
     assert!(transcript.starts_with("220 "), "{transcript}");
     assert!(transcript.contains("\r\n221 "), "{transcript}");
 
-    the_message(&sensor, plugin, target, &marker);
+    the_message(&sensor, plugin, target, &marker).await;
     let module = match version {
         "connect" => "http",
         "4" => "socks4",
@@ -422,7 +422,7 @@ async fn proxychains_swaks_through_socks5_stores_every_message() {
         );
     }
 
-    let rows = messages(sensor.data.path());
+    let rows = sensor.messages().await;
     assert_eq!(rows.len(), 3, "{rows:?}");
     for m in &rows {
         assert_eq!(m["via"], "socks", "{m}");
@@ -556,7 +556,7 @@ async fn curl_connect_tunnel_through_sobig_is_stored() {
         "{trace}"
     );
 
-    let m = the_message(&sensor, "sobig", MX, "curl-sobig");
+    let m = the_message(&sensor, "sobig", MX, "curl-sobig").await;
     assert_eq!(m["dst_port"], SOBIG, "{m}");
     let req = request(&sensor, "sobig", "connect-smtp").await;
     assert_eq!(req["target_host"], MX);
@@ -668,7 +668,7 @@ async fn mixed_requests_are_counted_exactly_by_module_and_kind() {
         .filter(|((_, k), _)| k == "connect-smtp")
         .map(|(_, n)| n)
         .sum::<usize>();
-    let rows = messages(sensor.data.path());
+    let rows = sensor.messages().await;
     assert_eq!(rows.len(), granted, "{rows:?}");
     let via_http = rows.iter().filter(|m| m["via"] == "http-proxy").count();
     let via_socks = rows.iter().filter(|m| m["via"] == "socks").count();

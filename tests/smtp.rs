@@ -44,7 +44,7 @@ async fn swaks_message_is_stored_with_its_envelope() {
         "{transcript}"
     );
 
-    let rows = messages(sensor.data.path());
+    let rows = sensor.messages().await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let m = &rows[0];
     assert_eq!(m["helo"], "spammer.example");
@@ -81,7 +81,7 @@ async fn smtp_source_thousand_messages_nine_recipients_all_stored_bodies_dedupli
         "smtp-source failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows = messages(sensor.data.path());
+    let rows = sensor.messages().await;
     assert_eq!(rows.len(), 1000);
     let recipients: u64 = rows.iter().map(|m| m["rcpt_count"].as_u64().unwrap()).sum();
     assert_eq!(recipients, 9000);
@@ -226,7 +226,14 @@ async fn sigkill_during_load_loses_no_acknowledged_message() {
     }
     assert!(acked.len() >= 200, "{} acknowledged", acked.len());
 
-    // Reopen the data directory as a restarted sensor would.
+    // Reopen the data directory as a restarted sensor would: rows the
+    // database had not taken yet come back from the journal.
+    let store = spampot::store::CaptureStore::open(spampot::store::StoreConfig {
+        data_dir: dir.path().join("data"),
+        ..Default::default()
+    })
+    .expect("reopen the store");
+    store.close().await;
     let stored: HashSet<String> = messages(&dir.path().join("data"))
         .iter()
         .map(|m| m["sha256"].as_str().unwrap().to_owned())
@@ -266,7 +273,7 @@ async fn identical_bodies_are_stored_once_and_counted_every_time() {
     c.send("QUIT\r\n").await;
     c.read_to_close().await;
 
-    let rows = messages(sensor.data.path());
+    let rows = sensor.messages().await;
     assert_eq!(rows.len(), 5);
     let sha = hex(&Sha256::digest(body.as_bytes()));
     assert!(rows.iter().all(|m| m["sha256"] == sha.as_str()), "{rows:?}");

@@ -3,7 +3,7 @@
 //! bytes the client pipelined past the request carried over. Nothing
 //! connects anywhere.
 
-use spampot_blackbox::{Client, TestSensor, messages};
+use spampot_blackbox::{Client, TestSensor};
 
 const PROXY: u16 = 7777;
 
@@ -37,7 +37,7 @@ async fn splice_to_port_25_reaches_the_smtp_emulator_with_pipelined_bytes() {
         "{rest}"
     );
 
-    let rows = messages(sensor.data.path());
+    let rows = sensor.messages().await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["via"], "misbehave", "{}", rows[0]);
     assert_eq!(rows[0]["target_host"], "mx.victim.example");

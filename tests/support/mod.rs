@@ -114,6 +114,13 @@ impl TestSensor {
             .collect()
     }
 
+    /// Every message stored so far (the store is flushed first: rows are
+    /// indexed shortly after the client's `250`, not before it).
+    pub async fn messages(&self) -> Vec<Value> {
+        self.server.sensor.store.flush().await.expect("flush store");
+        messages(self.data.path())
+    }
+
     /// Events of one kind.
     pub async fn events_of(&self, kind: &str) -> Vec<Value> {
         self.events()
@@ -280,7 +287,8 @@ pub fn require(program: &str) {
     );
 }
 
-/// Messages in a data directory, as `spampot export --what messages` gives them.
+/// Messages in a data directory, as `spampot export --what messages` gives them
+/// (of a running sensor: use [`TestSensor::messages`], which flushes first).
 pub fn messages(data: &std::path::Path) -> Vec<Value> {
     let mut out = Vec::new();
     spampot::store::export(

@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
 use cap_std::fs::{Dir, OpenOptions};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 pub use spampot_blobstore::{
     BLOBS_DIR, PACK_ROLL_BYTES, ZSTD_LEVEL, is_sha256_hex, legacy_rel_path, pack_rel_path,
@@ -92,14 +92,15 @@ impl KnownBodies {
 struct OpenPack {
     id: i64,
     file: std::fs::File,
-    /// Bytes of the file that a committed `packs.size` covers.
+    /// Bytes of the file that acknowledged batches cover.
     committed: u64,
 }
 
 /// Appends a batch's new bodies to the current pack for the writer thread:
 /// [`PackWriter::stage`] each one, [`PackWriter::write_and_sync`] once before
-/// the transaction commits, then [`PackWriter::committed`] (or
-/// [`PackWriter::abort`] if anything failed).
+/// the batch's journal record, then [`PackWriter::committed`] (or
+/// [`PackWriter::abort`] if anything failed). The `packs` rows follow when
+/// the batch is indexed ([`extend_pack_row`]).
 pub(super) struct PackWriter {
     current: Option<OpenPack>,
     /// Records of the current batch, to be written at `current.committed`.
@@ -107,6 +108,9 @@ pub(super) struct PackWriter {
     /// The roll check ran for the current batch.
     prepared: bool,
     roll_bytes: u64,
+    /// A pack whose failed batch could not be cut off: continue in a new
+    /// pack after it.
+    abandoned: Option<i64>,
 }
 
 /// Above this the batch buffer is freed after use rather than kept: one
@@ -120,22 +124,24 @@ impl PackWriter {
             pending: Vec::new(),
             prepared: false,
             roll_bytes: roll_bytes.max(1),
+            abandoned: None,
         }
     }
 
     /// Add one body to the batch; returns its (pack id, record offset) as the
     /// `artifacts` row must name it. The first call of a batch opens (or
-    /// rolls to) the pack, inserting a new pack's row in `tx`.
+    /// rolls to) the pack; at the writer's first batch `conn` says which
+    /// pack was the last.
     pub(super) fn stage(
         &mut self,
         dir: &Dir,
-        tx: &Transaction<'_>,
+        conn: &Connection,
         sha256: &str,
         size: u64,
         compressed: &[u8],
     ) -> io::Result<(i64, u64)> {
         if !self.prepared {
-            self.prepare(dir, tx)?;
+            self.prepare(dir, conn)?;
             self.prepared = true;
         }
         let pack = self.current.as_ref().expect("prepared");
@@ -150,9 +156,9 @@ impl PackWriter {
         Ok((id, offset))
     }
 
-    /// Write the batch's records with one `pwrite`, `fdatasync` the pack and
-    /// record its new committed size in `tx`. Must succeed before `tx` commits.
-    pub(super) fn write_and_sync(&mut self, tx: &Transaction<'_>) -> io::Result<()> {
+    /// Write the batch's records with one `pwrite` and `fdatasync` the pack.
+    /// Must succeed before the batch's journal record is written.
+    pub(super) fn write_and_sync(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -161,14 +167,10 @@ impl PackWriter {
         // fdatasync covers the data and the grown file size, which is all a
         // reader needs; the pack's directory entry was synced at creation.
         pack.file.sync_data()?;
-        let size = pack.committed + self.pending.len() as u64;
-        tx.prepare_cached("UPDATE packs SET size = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![pack.id, size as i64]))
-            .map_err(io::Error::other)?;
         Ok(())
     }
 
-    /// The transaction committed: the batch's bytes are now committed too.
+    /// The batch is in the journal: its bytes are committed too.
     pub(super) fn committed(&mut self) {
         if let Some(p) = self.current.as_mut() {
             p.committed += self.pending.len() as u64;
@@ -176,11 +178,19 @@ impl PackWriter {
         self.end_batch();
     }
 
-    /// The batch failed: forget the open pack, so the next batch reopens it
-    /// from the database's view and truncates whatever this batch appended
-    /// (or drops a pack created by this batch's rolled-back transaction).
+    /// The batch failed: cut whatever it appended. If even that fails, the
+    /// next batch starts a new pack rather than append after the debris.
     pub(super) fn abort(&mut self) {
-        self.current = None;
+        if let Some(p) = &self.current
+            && let Err(e) = p.file.set_len(p.committed)
+        {
+            tracing::error!(
+                pack = p.id,
+                "cannot cut a failed batch off its blob pack: {e}"
+            );
+            self.abandoned = Some(p.id);
+            self.current = None;
+        }
         self.end_batch();
     }
 
@@ -195,9 +205,16 @@ impl PackWriter {
 
     /// Make `current` a pack below the roll size: the open one, else the last
     /// one the database knows (its uncommitted tail cut off), else a new one.
-    fn prepare(&mut self, dir: &Dir, tx: &Transaction<'_>) -> io::Result<()> {
+    /// Only the first batch after open asks the database, which the journal
+    /// replay has brought up to date.
+    fn prepare(&mut self, dir: &Dir, conn: &Connection) -> io::Result<()> {
+        if let Some(id) = self.abandoned {
+            self.current = Some(create_pack(dir, id + 1)?);
+            self.abandoned = None;
+            return Ok(());
+        }
         if self.current.is_none() {
-            let last: Option<(i64, i64)> = tx
+            let last: Option<(i64, i64)> = conn
                 .query_row(
                     "SELECT id, size FROM packs ORDER BY id DESC LIMIT 1",
                     [],
@@ -207,7 +224,7 @@ impl PackWriter {
                 .map_err(io::Error::other)?;
             match last {
                 None => {
-                    self.current = Some(create_pack(dir, tx, 1)?);
+                    self.current = Some(create_pack(dir, 1)?);
                     return Ok(());
                 }
                 Some((id, size)) => match reopen_pack(dir, id, size.max(0) as u64) {
@@ -219,7 +236,7 @@ impl PackWriter {
                             pack = id,
                             "cannot continue blob pack, starting a new one: {e}"
                         );
-                        self.current = Some(create_pack(dir, tx, id + 1)?);
+                        self.current = Some(create_pack(dir, id + 1)?);
                         return Ok(());
                     }
                 },
@@ -228,7 +245,7 @@ impl PackWriter {
         let p = self.current.as_ref().expect("set above");
         if p.committed >= self.roll_bytes {
             let next = p.id + 1;
-            self.current = Some(create_pack(dir, tx, next)?);
+            self.current = Some(create_pack(dir, next)?);
         }
         Ok(())
     }
@@ -268,10 +285,10 @@ fn reopen_pack(dir: &Dir, id: i64, committed: u64) -> io::Result<OpenPack> {
     })
 }
 
-/// Create pack `id` (replacing a leftover file of an uncommitted creation)
-/// with its header, durable with its directory entry, and insert its `packs`
-/// row in `tx`.
-fn create_pack(dir: &Dir, tx: &Transaction<'_>, id: i64) -> io::Result<OpenPack> {
+/// Create pack `id` (replacing a leftover file of a creation no batch
+/// used) with its header, durable with its directory entry. Its `packs` row
+/// comes with the first batch indexed that names it.
+fn create_pack(dir: &Dir, id: i64) -> io::Result<OpenPack> {
     let path = pack_rel_path(id).ok_or_else(|| io::Error::other(format!("bad pack id {id}")))?;
     let file = dir
         .open_with(
@@ -286,15 +303,6 @@ fn create_pack(dir: &Dir, tx: &Transaction<'_>, id: i64) -> io::Result<OpenPack>
     file.write_all_at(&pack_header(), 0)?;
     file.sync_all()?;
     sync_dir(dir, BLOBS_DIR)?;
-    tx.prepare_cached("INSERT OR REPLACE INTO packs (id, size, created_at) VALUES (?1, ?2, ?3)")
-        .and_then(|mut s| {
-            s.execute(params![
-                id,
-                PACK_HEADER_LEN as i64,
-                super::format_ts(&chrono::Utc::now())
-            ])
-        })
-        .map_err(io::Error::other)?;
     tracing::info!(pack = %path, "new blob pack");
     Ok(OpenPack {
         id,

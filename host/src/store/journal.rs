@@ -1,13 +1,14 @@
 //! The store's journal: what a client is acknowledged on.
 //!
 //! Every batch of artifacts is appended here as one record (each artifact's
-//! envelope and what became of its body) and fdatasynced, with the pack its
-//! new bodies went to, before anyone hears "stored". SQLite then commits the
-//! same rows without an fsync of its own: one WAL fsync per batch used to be
-//! most of an acknowledgement's wait (`docs/performance.md`). A killed
-//! process loses nothing either way (SQLite's WAL is in the page cache); a
-//! power loss can lose SQLite's last transactions, and `open` replays the
-//! batches past the position the database recorded ([`Position`]).
+//! envelope and what became of its body) and fdatasynced, after the pack its
+//! new bodies went to, before anyone hears "stored". Their rows go into
+//! SQLite later, with the events, in one transaction per 50 ms and without an
+//! fsync: committing each batch on its own (one WAL fsync and ~15 WAL pages
+//! per message) was most of an acknowledgement's wait
+//! (`docs/performance.md`). A crash loses the rows not yet indexed, a power
+//! loss perhaps SQLite's last transactions; `open` replays the batches past
+//! the position the database recorded ([`Position`]).
 //!
 //! Layout: `<data>/journal/journal-000001.log`, … A 16-byte header (magic
 //! `SPPTJRNL`, version u32 LE, 4 zero bytes), then one record per batch:

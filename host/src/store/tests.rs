@@ -1037,46 +1037,45 @@ async fn failed_blob_write_fails_the_put_and_recovers() {
 }
 
 #[tokio::test]
-async fn failed_pack_sync_leaves_no_committed_tail_and_recovers() {
+async fn a_database_that_refuses_rows_loses_no_acknowledged_artifact() {
     let tmp = tempfile::tempdir().unwrap();
     let store = CaptureStore::open(config(tmp.path())).unwrap();
-    let first = message(1);
-    store
-        .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], first.clone())
-        .await
-        .unwrap();
-    // The next batch's pack update fails (the table is gone for a moment):
-    // its appended bytes must not survive as a committed record.
-    {
+    let rename = |from: &str, to: &str| {
         let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
-        conn.execute_batch("ALTER TABLE packs RENAME TO packs_away")
+        conn.execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}"))
             .unwrap();
-    }
-    let r = store
-        .put_artifact(origin("s2", "192.0.2.1"), "email", vec![], message(2))
-        .await;
-    assert!(matches!(r, Err(PutError::Io(_))), "{r:?}");
-    {
-        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
-        conn.execute_batch("ALTER TABLE packs_away RENAME TO packs")
-            .unwrap();
-    }
-    let third = message(3);
+    };
     store
-        .put_artifact(origin("s3", "192.0.2.1"), "email", vec![], third.clone())
+        .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(1))
         .await
         .unwrap();
+    store.flush().await.unwrap();
+    // The rows of the next artifacts cannot be inserted for a while: they
+    // are acknowledged anyway (the journal has them), and flush says the
+    // database is behind.
+    rename("messages", "messages_away");
+    for n in 2..4 {
+        store
+            .put_artifact(origin("s2", "192.0.2.1"), "email", vec![], message(n))
+            .await
+            .unwrap();
+    }
+    let err = store.flush().await.unwrap_err();
+    assert!(err.to_string().contains("journal"), "{err}");
+    assert_eq!(store.usage().messages, 3);
+    rename("messages_away", "messages");
+    store.flush().await.unwrap();
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
     store.close().await;
-    // The failed batch's record was cut before the third was appended.
-    assert_eq!(
-        stored_bodies(tmp.path()),
-        [sha256_hex(&first), sha256_hex(&third)]
-    );
-    assert_eq!(read_blob(tmp.path(), &sha256_hex(&third)).unwrap(), third);
+    assert_eq!(stored_bodies(tmp.path()).len(), 3);
+    for n in 1..4 {
+        assert_eq!(
+            read_blob(tmp.path(), &sha256_hex(&message(n))).unwrap(),
+            message(n)
+        );
+    }
     let size: i64 = db(tmp.path())
         .query_row("SELECT size FROM packs WHERE id = 1", [], |r| r.get(0))
         .unwrap();
@@ -1297,7 +1296,7 @@ async fn events_are_indexed_shortly_without_a_flush() {
     let tmp = tempfile::tempdir().unwrap();
     let store = CaptureStore::open(config(tmp.path())).unwrap();
     store.record(event("session.open", "S1", json!({})));
-    // A durable put commits without waiting for the deferred index...
+    // A durable put is acknowledged on the journal, before any row...
     store
         .put_artifact(
             origin("S1", "198.51.100.7"),
@@ -1307,17 +1306,24 @@ async fn events_are_indexed_shortly_without_a_flush() {
         )
         .await
         .unwrap();
-    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 1);
-    // ...and the event is indexed on its own soon after, no flush needed.
-    let mut sessions = 0;
+    assert_eq!(store.usage().messages, 1);
+    // ...and the rows follow soon after, no flush needed.
+    let mut rows = (0, 0);
     for _ in 0..500 {
-        sessions = count(tmp.path(), "SELECT COUNT(*) FROM sessions");
-        if sessions == 1 {
+        rows = (
+            count(tmp.path(), "SELECT COUNT(*) FROM sessions"),
+            count(tmp.path(), "SELECT COUNT(*) FROM messages"),
+        );
+        if rows == (1, 1) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(sessions, 1, "session.open indexed without a flush");
+    assert_eq!(
+        rows,
+        (1, 1),
+        "session.open and the message indexed without a flush"
+    );
     store.close().await;
 }
 

@@ -1,9 +1,11 @@
 //! The writer thread: owns the SQLite connection, the event log, the journal
 //! and the blob packs, and commits what the handles send it in batches
 //! (group commit). A batch is acknowledged once its new bodies (pack) and its
-//! envelopes (journal) are fdatasynced and its rows committed (no fsync:
-//! the journal replays them if a power loss takes them).
+//! envelopes (journal) are fdatasynced. Their rows go into SQLite behind it,
+//! with the events, in one transaction per 50 ms (no fsync: the journal
+//! replays them if a crash or a power loss takes them).
 
+use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,17 +32,23 @@ const MAX_EVENTS_PER_BATCH: usize = 8192;
 /// Buffer of the event log writer; flushed at the end of every batch.
 const EVENT_BUFFER: usize = 256 * 1024;
 
-/// Events are indexed into SQLite in transactions of their own, at most this
-/// long after they reached the event log. A commit a client waits for (its
-/// `250`) then writes only its artifacts' pages, and one deferred batch
-/// holds the rows of many sessions, which share B-tree pages: under
-/// `smtp-source` most WAL pages written per commit were sessions' rows.
-/// Short enough that a report run right after traffic sees it.
-const EVENT_INDEX_DELAY: Duration = Duration::from_millis(50);
+/// Events and acknowledged artifacts are indexed into SQLite at most this
+/// long after they reached the event log or the journal, in one transaction.
+/// No client waits for it (its `250` waited for the journal only), and one
+/// transaction holds the rows of many sessions, which share B-tree pages:
+/// committing each group-commit batch on its own wrote ~15 WAL pages per
+/// message under `smtp-source`. Short enough that a report run right after
+/// traffic sees it.
+const INDEX_DELAY: Duration = Duration::from_millis(50);
 
-/// ...or as soon as this many events wait, so memory stays bounded in a
-/// flood.
-const EVENT_INDEX_BATCH: usize = 4096;
+/// ...or as soon as this many events and artifacts wait, so memory stays
+/// bounded in a flood.
+const INDEX_BATCH: usize = 4096;
+
+/// Acknowledged artifacts whose rows the database has not taken (it keeps
+/// failing: disk full, a broken file) before new artifacts are refused
+/// with an error instead of piling up in memory.
+const MAX_UNINDEXED_ARTIFACTS: usize = 64 * 1024;
 
 /// How often the writer takes the queued events when no artifact wakes it
 /// sooner: the most an event waits before it is in the event log. Recording
@@ -75,9 +83,19 @@ pub(super) struct Writer {
     /// Transactions were committed (synchronous=NORMAL) since the WAL was
     /// last fsynced.
     wal_unsynced: bool,
-    /// Events in the log but not yet indexed, and since when.
+    /// Events in the log but not yet indexed.
     unindexed: Vec<EventMap>,
+    /// Acknowledged artifacts (durable in the journal) not yet indexed, and
+    /// the journal position after the last of them.
+    unindexed_entries: Vec<Entry>,
+    unindexed_position: Option<Position>,
+    /// For the digests among them: `stored`, as the database will say once
+    /// they are indexed (the batches in between decide on it).
+    pending_bodies: HashMap<String, bool>,
+    /// Since when something waits to be indexed.
     unindexed_since: Option<Instant>,
+    /// The last deferred index failed (warn once per streak).
+    index_failing: bool,
     /// The data-directory lock; released when the writer is dropped.
     _lock: File,
 }
@@ -155,7 +173,11 @@ impl Writer {
             quota_reported: false,
             wal_unsynced: false,
             unindexed: Vec::new(),
+            unindexed_entries: Vec::new(),
+            unindexed_position: None,
+            pending_bodies: HashMap::new(),
             unindexed_since: None,
+            index_failing: false,
             _lock: init.lock,
         })
     }
@@ -178,7 +200,7 @@ impl Writer {
                 Duration::ZERO
             };
             if let Some(since) = self.unindexed_since {
-                wait = wait.min(EVENT_INDEX_DELAY.saturating_sub(since.elapsed()));
+                wait = wait.min(INDEX_DELAY.saturating_sub(since.elapsed()));
             }
             let first = match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await })
             {
@@ -261,8 +283,8 @@ impl Writer {
         }
         let due = self
             .unindexed_since
-            .is_some_and(|since| since.elapsed() >= EVENT_INDEX_DELAY);
-        if due || self.unindexed.len() >= EVENT_INDEX_BATCH {
+            .is_some_and(|since| since.elapsed() >= INDEX_DELAY);
+        if due || self.unindexed.len() + self.unindexed_entries.len() >= INDEX_BATCH {
             self.index_deferred();
         }
         if let Err(e) = self.events.end_batch() {
@@ -270,29 +292,79 @@ impl Writer {
         }
     }
 
-    /// Index the events waiting since the last deferred batch, in one
-    /// transaction without fsync (`flush` and shutdown sync it).
-    fn index_deferred(&mut self) {
+    /// Index the events and artifacts waiting since the last deferred
+    /// batch, in one transaction without fsync (`flush`, a journal roll and
+    /// shutdown sync it). On failure the artifacts stay (they are
+    /// acknowledged) and are tried again after [`INDEX_DELAY`]; the events
+    /// are only in the log then. Returns whether nothing is left waiting.
+    fn index_deferred(&mut self) -> bool {
         self.unindexed_since = None;
-        if self.unindexed.is_empty() {
-            return;
+        if self.unindexed.is_empty() && self.unindexed_entries.is_empty() {
+            return true;
         }
         let events = std::mem::take(&mut self.unindexed);
-        match self.index_events_only(&events) {
-            Ok(()) => self.wal_unsynced = true,
-            Err(e) => tracing::warn!(events = events.len(), "cannot index events: {e}"),
+        let result = (|| {
+            let tx = self.conn.transaction()?;
+            index_entries(&tx, &self.unindexed_entries)?;
+            if let Some(position) = self.unindexed_position {
+                journal::record_position(&tx, position)?;
+            }
+            for ev in &events {
+                if let Err(e) = index_event(&tx, ev) {
+                    tracing::warn!(eventid = ?ev.get("eventid"), "cannot index event: {e}");
+                }
+            }
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => {
+                self.wal_unsynced = true;
+                self.unindexed_entries.clear();
+                self.unindexed_position = None;
+                self.pending_bodies.clear();
+                if std::mem::take(&mut self.index_failing) {
+                    tracing::info!("the capture database takes rows again");
+                }
+                true
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.index_failing, true) {
+                    tracing::warn!(
+                        artifacts = self.unindexed_entries.len(),
+                        events = events.len(),
+                        "cannot index into the capture database, will retry: {e}"
+                    );
+                }
+                if !self.unindexed_entries.is_empty() {
+                    self.unindexed_since = Some(Instant::now());
+                }
+                false
+            }
         }
     }
 
     /// One durable batch of artifacts; each caller hears the outcome only
-    /// after it is in the journal and committed.
+    /// after its body and its journal record are on disk.
     fn commit_puts(&mut self, mut puts: Vec<PutRequest>) {
+        if self.unindexed_entries.len() >= MAX_UNINDEXED_ARTIFACTS {
+            let msg = format!(
+                "the capture database has not taken the rows of {} acknowledged artifacts; refusing more until it does",
+                self.unindexed_entries.len()
+            );
+            for p in puts {
+                let _ = p.reply.send(Err(PutError::Io(msg.clone())));
+            }
+            return;
+        }
         match self.transact(&mut puts) {
-            Ok((outcomes, delta)) => {
-                self.wal_unsynced = true;
+            Ok(done) => {
                 self.stats.put_batches.fetch_add(1, Ordering::Relaxed);
-                self.apply(delta);
-                for (p, outcome) in puts.into_iter().zip(outcomes) {
+                self.apply(done.delta);
+                self.unindexed_entries.extend(done.entries);
+                self.unindexed_position = Some(done.position);
+                self.pending_bodies.extend(done.bodies);
+                self.unindexed_since.get_or_insert_with(Instant::now);
+                for (p, outcome) in puts.into_iter().zip(done.outcomes) {
                     if matches!(outcome, PutOutcome::Stored { .. }) {
                         self.known.insert(outcome.sha256());
                     }
@@ -303,7 +375,6 @@ impl Writer {
                 }
             }
             Err(msg) => {
-                self.packs.abort();
                 tracing::warn!(
                     artifacts = puts.len(),
                     "capture store batch failed, nothing of it is durable: {msg}"
@@ -351,6 +422,9 @@ impl Writer {
     /// The database is durable up to the journal's position: start a new
     /// segment and delete the old ones.
     fn roll_journal(&mut self) {
+        if !self.index_deferred() {
+            return; // the segment keeps growing until the database takes rows
+        }
         let result = sync_wal(&self.dir).and_then(|()| {
             self.wal_unsynced = false;
             self.journal.roll(&self.dir)
@@ -361,29 +435,25 @@ impl Writer {
         }
     }
 
-    /// One transaction for the whole batch: stage the new bodies and insert
-    /// the rows of the artifacts; write and fdatasync the pack, then the
-    /// journal record; commit.
-    fn transact(&mut self, puts: &mut [PutRequest]) -> Result<(Vec<PutOutcome>, Delta), String> {
+    /// Decide each artifact's body, stage the new ones; write and fdatasync
+    /// the pack, then the journal record. Nothing of a failed batch stays.
+    fn transact(&mut self, puts: &mut [PutRequest]) -> Result<Batch, String> {
         let before = self.journal.position();
         let result = self.transact_inner(puts);
         if result.is_err() {
             self.journal.abort(before);
+            self.packs.abort();
         }
         result
     }
 
-    fn transact_inner(
-        &mut self,
-        puts: &mut [PutRequest],
-    ) -> Result<(Vec<PutOutcome>, Delta), String> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| format!("cannot begin transaction: {e}"))?;
+    fn transact_inner(&mut self, puts: &mut [PutRequest]) -> Result<Batch, String> {
         let mut ctx = PutCtx {
             dir: &self.dir,
+            conn: &self.conn,
             packs: &mut self.packs,
+            pending: &self.pending_bodies,
+            bodies: HashMap::new(),
             quota_bytes: self.quota_bytes,
             blob_bytes: self.blob_bytes,
             quota_reported: self.quota_reported,
@@ -392,7 +462,7 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(puts.len());
         let mut entries = Vec::with_capacity(puts.len());
         for p in puts.iter_mut() {
-            let (outcome, entry) = put_one(&tx, &mut ctx, p)?;
+            let (outcome, entry) = put_one(&mut ctx, p)?;
             outcomes.push(outcome);
             entries.push(entry);
         }
@@ -400,34 +470,33 @@ impl Writer {
         // record always finds its bodies (replay checks anyway). A crash
         // before the record leaves only a pack tail, cut at open.
         ctx.packs
-            .write_and_sync(&tx)
+            .write_and_sync()
             .map_err(|e| format!("cannot make blobs durable: {e}"))?;
-        let delta = ctx.delta;
+        let (delta, bodies) = (ctx.delta, ctx.bodies);
         let payload =
             serde_json::to_vec(&entries).map_err(|e| format!("cannot encode the batch: {e}"))?;
         let position = self
             .journal
             .append(&payload)
             .map_err(|e| format!("cannot write the store journal: {e}"))?;
-        journal::record_position(&tx, position).map_err(|e| format!("database error: {e}"))?;
-        tx.commit().map_err(|e| format!("commit failed: {e}"))?;
         self.packs.committed();
-        Ok((outcomes, delta))
+        Ok(Batch {
+            outcomes,
+            entries,
+            position,
+            bodies,
+            delta,
+        })
     }
 
-    fn index_events_only(&mut self, events: &[EventMap]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        for ev in events {
-            if let Err(e) = index_event(&tx, ev) {
-                tracing::warn!(eventid = ?ev.get("eventid"), "cannot index event: {e}");
-            }
-        }
-        tx.commit()
-    }
-
-    /// flush(): the event log and the WAL's commits to disk.
+    /// flush(): everything into the database, the event log and the WAL's
+    /// commits to disk.
     fn sync_to_disk(&mut self) -> Result<(), PutError> {
-        self.index_deferred();
+        if !self.index_deferred() {
+            return Err(PutError::Io(
+                "the capture database does not take rows (see the log); acknowledged artifacts are safe in the journal".into(),
+            ));
+        }
         self.events
             .sync()
             .map_err(|e| PutError::Io(format!("cannot sync the event log: {e}")))?;
@@ -487,25 +556,39 @@ fn sync_wal(dir: &Dir) -> io::Result<()> {
     }
 }
 
+/// What a batch that reached the journal leaves to do.
+struct Batch {
+    outcomes: Vec<PutOutcome>,
+    entries: Vec<Entry>,
+    /// Journal position after the batch's record.
+    position: Position,
+    /// `stored` of the digests the batch decided on.
+    bodies: HashMap<String, bool>,
+    delta: Delta,
+}
+
 struct PutCtx<'a> {
     dir: &'a Dir,
+    conn: &'a Connection,
     packs: &'a mut PackWriter,
+    /// Decided by earlier batches, not yet in the database.
+    pending: &'a HashMap<String, bool>,
+    /// Decided by this batch.
+    bodies: HashMap<String, bool>,
     quota_bytes: u64,
     blob_bytes: u64,
     quota_reported: bool,
     delta: Delta,
 }
 
-/// Stage one artifact's blob (if new and within quota), insert its rows, and
-/// return its outcome and its journal entry.
-fn put_one(
-    tx: &Transaction<'_>,
-    ctx: &mut PutCtx<'_>,
-    p: &mut PutRequest,
-) -> Result<(PutOutcome, Entry), String> {
-    let sql = |e: rusqlite::Error| format!("database error: {e}");
+/// Decide one artifact's body (stage it if new and within quota), count it,
+/// and return its outcome and its journal entry.
+fn put_one(ctx: &mut PutCtx<'_>, p: &mut PutRequest) -> Result<(PutOutcome, Entry), String> {
     let size = p.data.len() as u64;
-    let existing = stored_state(tx, &p.sha256).map_err(sql)?;
+    let existing = match ctx.bodies.get(&p.sha256).or(ctx.pending.get(&p.sha256)) {
+        Some(stored) => Some(*stored),
+        None => stored_state(ctx.conn, &p.sha256).map_err(|e| format!("database error: {e}"))?,
+    };
     let body = if existing == Some(true) {
         BodyFate::Known
     } else {
@@ -521,7 +604,7 @@ fn put_one(
         if fits {
             let (pack, offset) = ctx
                 .packs
-                .stage(ctx.dir, tx, &p.sha256, size, &compressed)
+                .stage(ctx.dir, ctx.conn, &p.sha256, size, &compressed)
                 .map_err(|e| format!("cannot write blob {}: {e}", p.sha256))?;
             ctx.delta.blob_bytes += clen;
             ctx.delta.artifacts_stored += 1;
@@ -559,7 +642,23 @@ fn put_one(
         size,
         body,
     };
-    apply_entry(tx, &entry, existing, &mut ctx.delta).map_err(sql)?;
+    let d = &mut ctx.delta;
+    if existing.is_none() {
+        d.artifacts += 1;
+    }
+    if entry.kind == "email" {
+        d.messages += 1;
+        d.recipients += entry.meta.iter().filter(|(k, _)| k == "rcpt_to").count() as u64;
+    }
+    match body {
+        BodyFate::Known => {}
+        BodyFate::Packed { .. } => {
+            ctx.bodies.insert(p.sha256.clone(), true);
+        }
+        BodyFate::OverQuota => {
+            ctx.bodies.insert(p.sha256.clone(), false);
+        }
+    }
     let sha256 = p.sha256.clone();
     let outcome = match body {
         BodyFate::Known => PutOutcome::Stored {
@@ -578,22 +677,16 @@ fn put_one(
 }
 
 /// `Some(stored)` if `artifacts` has a row for the digest.
-fn stored_state(tx: &Transaction<'_>, sha256: &str) -> rusqlite::Result<Option<bool>> {
-    tx.prepare_cached("SELECT stored FROM artifacts WHERE sha256 = ?1")?
+fn stored_state(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<bool>> {
+    conn.prepare_cached("SELECT stored FROM artifacts WHERE sha256 = ?1")?
         .query_row([sha256], |r| r.get::<_, i64>(0).map(|s| s != 0))
         .optional()
 }
 
 /// Insert one artifact's rows as its entry says: the `artifacts` row (new,
 /// or one more sighting) and its `messages`+`recipients` or
-/// `artifact_sightings` row. `existing` is [`stored_state`] before it. The
-/// same code writes a batch and replays it from the journal.
-fn apply_entry(
-    tx: &Transaction<'_>,
-    e: &Entry,
-    existing: Option<bool>,
-    delta: &mut Delta,
-) -> rusqlite::Result<()> {
+/// `artifact_sightings` row. `existing` is [`stored_state`] before it.
+fn apply_entry(tx: &Transaction<'_>, e: &Entry, existing: Option<bool>) -> rusqlite::Result<()> {
     let (stored, stored_size, pack, pack_offset) = match e.body {
         BodyFate::Known => (true, None, None, None),
         BodyFate::Packed {
@@ -649,7 +742,6 @@ fn apply_entry(
                 pack,
                 pack_offset
             ])?;
-            delta.artifacts += 1;
         }
     }
     let stored = stored && (existing.is_some() || stored_size.is_some());
@@ -691,8 +783,6 @@ fn apply_entry(
         for (i, addr) in m.rcpt_to.iter().enumerate() {
             ins.execute(params![message_id, i as i64, addr])?;
         }
-        delta.messages += 1;
-        delta.recipients += m.rcpt_to.len() as u64;
     } else {
         tx.prepare_cached(
             "INSERT INTO artifact_sightings
@@ -711,6 +801,24 @@ fn apply_entry(
             e.kind,
             pairs_json(&e.meta),
         ])?;
+    }
+    Ok(())
+}
+
+/// The rows of acknowledged artifacts, in the order they were decided: the
+/// deferred index and a journal replay are the same code.
+fn index_entries(tx: &Transaction<'_>, entries: &[Entry]) -> rusqlite::Result<()> {
+    for e in entries {
+        let existing = stored_state(tx, &e.sha256)?;
+        apply_entry(tx, e, existing)?;
+        if let BodyFate::Packed {
+            pack,
+            offset,
+            stored_len,
+        } = e.body
+        {
+            blobs::extend_pack_row(tx, pack, offset, stored_len)?;
+        }
     }
     Ok(())
 }
@@ -793,19 +901,7 @@ fn replay_batch(
     }
     let sql = |e: rusqlite::Error| format!("database error: {e}");
     let tx = conn.transaction().map_err(sql)?;
-    let mut delta = Delta::default();
-    for e in &entries {
-        let existing = stored_state(&tx, &e.sha256).map_err(sql)?;
-        apply_entry(&tx, e, existing, &mut delta).map_err(sql)?;
-        if let BodyFate::Packed {
-            pack,
-            offset,
-            stored_len,
-        } = e.body
-        {
-            blobs::extend_pack_row(&tx, pack, offset, stored_len).map_err(sql)?;
-        }
-    }
+    index_entries(&tx, &entries).map_err(sql)?;
     journal::record_position(&tx, position).map_err(sql)?;
     tx.commit().map_err(sql)?;
     Ok(entries.len())
