@@ -94,13 +94,17 @@ struct OpenPack {
     file: std::fs::File,
     /// Bytes of the file that acknowledged batches cover.
     committed: u64,
+    /// Written since the last fdatasync.
+    dirty: bool,
 }
 
 /// Appends a batch's new bodies to the current pack for the writer thread:
-/// [`PackWriter::stage`] each one, [`PackWriter::write_and_sync`] once before
-/// the batch's journal record, then [`PackWriter::committed`] (or
-/// [`PackWriter::abort`] if anything failed). The `packs` rows follow when
-/// the batch is indexed ([`extend_pack_row`]).
+/// [`PackWriter::stage`] each one; the journal record carries
+/// [`PackWriter::staged`] (that is what makes them durable); then
+/// [`PackWriter::write`] and [`PackWriter::committed`] (or
+/// [`PackWriter::abort`] if anything failed). [`PackWriter::sync`] runs
+/// before the batch's rows are indexed, and the `packs` rows follow with
+/// them ([`extend_pack_row`]).
 pub(super) struct PackWriter {
     current: Option<OpenPack>,
     /// Records of the current batch, to be written at `current.committed`.
@@ -156,17 +160,37 @@ impl PackWriter {
         Ok((id, offset))
     }
 
-    /// Write the batch's records with one `pwrite` and `fdatasync` the pack.
-    /// Must succeed before the batch's journal record is written.
-    pub(super) fn write_and_sync(&mut self) -> io::Result<()> {
+    /// The batch's records and where they go: (pack id, offset, bytes), if
+    /// the batch has new bodies.
+    pub(super) fn staged(&self) -> Option<(i64, u64, &[u8])> {
+        let pack = self.current.as_ref()?;
+        (!self.pending.is_empty()).then_some((pack.id, pack.committed, &self.pending[..]))
+    }
+
+    /// Write the batch's records with one `pwrite`, no sync: the journal
+    /// record holds them until [`PackWriter::sync`].
+    pub(super) fn write(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pack = self.current.as_ref().expect("staged");
+        let pack = self.current.as_mut().expect("staged");
         pack.file.write_all_at(&self.pending, pack.committed)?;
-        // fdatasync covers the data and the grown file size, which is all a
-        // reader needs; the pack's directory entry was synced at creation.
-        pack.file.sync_data()?;
+        pack.dirty = true;
+        Ok(())
+    }
+
+    /// fdatasync what was written since the last sync: before the rows
+    /// naming it can become durable (the journal records holding the same
+    /// bytes are deleted only after that).
+    pub(super) fn sync(&mut self) -> io::Result<()> {
+        if let Some(pack) = self.current.as_mut()
+            && pack.dirty
+        {
+            // fdatasync covers the data and the grown file size, which is
+            // all a reader needs; the directory entry was synced at creation.
+            pack.file.sync_data()?;
+            pack.dirty = false;
+        }
         Ok(())
     }
 
@@ -242,9 +266,10 @@ impl PackWriter {
                 },
             }
         }
-        let p = self.current.as_ref().expect("set above");
-        if p.committed >= self.roll_bytes {
-            let next = p.id + 1;
+        if self.current.as_ref().expect("set above").committed >= self.roll_bytes {
+            // The old pack is not named again: make it durable now.
+            self.sync()?;
+            let next = self.current.as_ref().expect("set above").id + 1;
             self.current = Some(create_pack(dir, next)?);
         }
         Ok(())
@@ -282,6 +307,7 @@ fn reopen_pack(dir: &Dir, id: i64, committed: u64) -> io::Result<OpenPack> {
         id,
         file,
         committed,
+        dirty: false,
     })
 }
 
@@ -308,6 +334,7 @@ fn create_pack(dir: &Dir, id: i64) -> io::Result<OpenPack> {
         id,
         file,
         committed: PACK_HEADER_LEN,
+        dirty: false,
     })
 }
 
@@ -316,6 +343,31 @@ pub(super) fn sync_dir(dir: &Dir, path: &str) -> io::Result<()> {
     // cap-std directory handles may be O_PATH descriptors, which fsync
     // rejects (EBADF); open the directory for reading instead.
     dir.open(path)?.sync_all()
+}
+
+/// Write a journal record's pack bytes back where they belong and fdatasync
+/// them (replay: the pack may have lost them with the power). Creates the
+/// pack, with its header, if the crash took the file.
+pub(super) fn restore_records(dir: &Dir, pack: i64, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    let path =
+        pack_rel_path(pack).ok_or_else(|| io::Error::other(format!("bad pack id {pack}")))?;
+    if offset < PACK_HEADER_LEN {
+        return Err(io::Error::other(format!(
+            "offset {offset} inside the header of {path}"
+        )));
+    }
+    let file = dir
+        .open_with(
+            &path,
+            OpenOptions::new().read(true).write(true).create(true),
+        )?
+        .into_std();
+    if file.metadata()?.len() < PACK_HEADER_LEN {
+        file.write_all_at(&pack_header(), 0)?;
+    }
+    file.write_all_at(bytes, offset)?;
+    file.sync_data()?;
+    sync_dir(dir, BLOBS_DIR)
 }
 
 /// Check that pack `pack` holds, at `offset`, the record of `sha256` with

@@ -1,19 +1,23 @@
 //! The store's journal: what a client is acknowledged on.
 //!
 //! Every batch of artifacts is appended here as one record (each artifact's
-//! envelope and what became of its body) and fdatasynced, after the pack its
-//! new bodies went to, before anyone hears "stored". Their rows go into
-//! SQLite later, with the events, in one transaction per 50 ms and without an
-//! fsync: committing each batch on its own (one WAL fsync and ~15 WAL pages
-//! per message) was most of an acknowledgement's wait
-//! (`docs/performance.md`). A crash loses the rows not yet indexed, a power
-//! loss perhaps SQLite's last transactions; `open` replays the batches past
-//! the position the database recorded ([`Position`]).
+//! envelope and what became of its body, and the batch's new bodies as they
+//! go into their pack) and fdatasynced, before anyone hears "stored": one
+//! sync per batch. The pack is written behind it and fdatasynced before the
+//! rows naming it are indexed; the rows go into SQLite with the events, in
+//! one transaction per 50 ms and without an fsync. Committing each batch on
+//! its own (a pack fdatasync, a WAL fsync, ~15 WAL pages per message) was
+//! most of an acknowledgement's wait (`docs/performance.md`). A crash loses
+//! the rows not yet indexed, a power loss perhaps the pack's tail and
+//! SQLite's last transactions too; `open` replays the batches past the
+//! position the database recorded ([`Position`]), bodies included.
 //!
 //! Layout: `<data>/journal/journal-000001.log`, … A 16-byte header (magic
 //! `SPPTJRNL`, version u32 LE, 4 zero bytes), then one record per batch:
-//! magic `SPJB`, payload length (u64 LE), the payload (JSON: the batch's
-//! [`Entry`]s), the SHA-256 of the payload. A record that runs past the end
+//! magic `SPJB`, payload length (u64 LE), the payload, the SHA-256 of the
+//! payload. The payload: the length of the JSON (u32 LE), the JSON (the
+//! batch's [`Entry`]s), then, if the batch has new bodies, the pack id
+//! (i64 LE), the offset in it (u64 LE) and the pack records to write there. A record that runs past the end
 //! of the file or whose digest does not match ends the journal: it is the
 //! torn tail of a batch that was being written when the machine stopped.
 //!
@@ -106,12 +110,58 @@ fn segment_header() -> [u8; SEGMENT_HEADER_LEN as usize] {
     h
 }
 
-/// Encode one batch record around `payload`.
-fn encode_record(out: &mut Vec<u8>, payload: &[u8]) {
+/// Encode one batch record: header, payload (see the module docs), digest.
+fn encode_record(
+    out: &mut Vec<u8>,
+    entries_json: &[u8],
+    pack: Option<(i64, u64, &[u8])>,
+) -> io::Result<()> {
+    let json_len = u32::try_from(entries_json.len())
+        .map_err(|_| io::Error::other("a batch's entries exceed 4 GiB"))?;
     out.extend_from_slice(&RECORD_MAGIC);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(payload);
-    out.extend_from_slice(&Sha256::digest(payload));
+    out.extend_from_slice(&[0u8; 8]); // payload length, below
+    let start = out.len();
+    out.extend_from_slice(&json_len.to_le_bytes());
+    out.extend_from_slice(entries_json);
+    if let Some((id, offset, bytes)) = pack {
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+    let len = (out.len() - start) as u64;
+    out[start - 8..start].copy_from_slice(&len.to_le_bytes());
+    let digest = Sha256::digest(&out[start..]);
+    out.extend_from_slice(&digest);
+    Ok(())
+}
+
+/// A record's payload, split: the entries' JSON and the pack records.
+pub(super) struct Payload<'a> {
+    pub entries_json: &'a [u8],
+    pub pack: Option<(i64, u64, &'a [u8])>,
+}
+
+/// Split a payload read back by [`read_records`].
+pub(super) fn decode_payload(payload: &[u8]) -> io::Result<Payload<'_>> {
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let json_len = payload
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(|| bad("payload too short"))?;
+    let entries_json = payload
+        .get(4..4 + json_len)
+        .ok_or_else(|| bad("entries run past the payload"))?;
+    let rest = &payload[4 + json_len..];
+    let pack = match rest.len() {
+        0 => None,
+        n if n > 16 => Some((
+            i64::from_le_bytes(rest[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes")),
+            &rest[16..],
+        )),
+        _ => return Err(bad("truncated pack section")),
+    };
+    Ok(Payload { entries_json, pack })
 }
 
 /// The segment being appended to by the writer thread.
@@ -151,11 +201,16 @@ impl Journal {
         })
     }
 
-    /// Write one batch's record and make it durable. Returns the position
-    /// after it, which the batch's transaction records.
-    pub(super) fn append(&mut self, payload: &[u8]) -> io::Result<Position> {
+    /// Write one batch's record (its entries' JSON and its pack records, if
+    /// any) and make it durable. Returns the position after it, which the
+    /// batch's rows record when they are indexed.
+    pub(super) fn append(
+        &mut self,
+        entries_json: &[u8],
+        pack: Option<(i64, u64, &[u8])>,
+    ) -> io::Result<Position> {
         self.record.clear();
-        encode_record(&mut self.record, payload);
+        encode_record(&mut self.record, entries_json, pack)?;
         self.file.write_all_at(&self.record, self.len)?;
         self.file.sync_data()?;
         self.len += self.record.len() as u64;
@@ -309,39 +364,56 @@ mod tests {
         let dir = Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority()).unwrap();
         dir.create_dir(JOURNAL_DIR).unwrap();
         let mut j = Journal::create(&dir, 3, 1 << 20).unwrap();
-        let a = j.append(b"first").unwrap();
-        let b = j.append(b"second").unwrap();
+        let a = j.append(b"first", None).unwrap();
+        let b = j.append(b"second", Some((2, 16, b"records"))).unwrap();
         assert_eq!(a.segment, 3);
-        let all = read_records(&dir, 3, 0).unwrap();
+        type Split = (Vec<u8>, Option<(i64, u64, Vec<u8>)>);
+        let split = |p: &[u8]| -> Split {
+            let d = decode_payload(p).unwrap();
+            (
+                d.entries_json.to_vec(),
+                d.pack.map(|(i, o, b)| (i, o, b.to_vec())),
+            )
+        };
+        let read = |from: u64| -> Vec<(Split, u64)> {
+            read_records(&dir, 3, from)
+                .unwrap()
+                .into_iter()
+                .map(|(p, end)| (split(&p), end))
+                .collect()
+        };
+        let second = (b"second".to_vec(), Some((2, 16, b"records".to_vec())));
         assert_eq!(
-            all,
+            read(0),
             [
-                (b"first".to_vec(), a.offset),
-                (b"second".to_vec(), b.offset)
+                ((b"first".to_vec(), None), a.offset),
+                (second.clone(), b.offset)
             ]
         );
-        assert_eq!(
-            read_records(&dir, 3, a.offset).unwrap(),
-            [(b"second".to_vec(), b.offset)]
-        );
+        assert_eq!(read(a.offset), [(second, b.offset)]);
         // A torn third record, then a flipped byte in the second.
         let path = tmp.path().join(segment_rel_path(3).unwrap());
         let mut raw = std::fs::read(&path).unwrap();
         let mut third = Vec::new();
-        encode_record(&mut third, b"third");
+        encode_record(&mut third, b"third", None).unwrap();
         raw.extend_from_slice(&third[..third.len() - 3]);
         std::fs::write(&path, &raw).unwrap();
-        assert_eq!(read_records(&dir, 3, 0).unwrap().len(), 2);
+        assert_eq!(read(0).len(), 2);
         raw[a.offset as usize + RECORD_HEAD_LEN as usize] ^= 1;
         std::fs::write(&path, &raw).unwrap();
-        assert_eq!(read_records(&dir, 3, 0).unwrap().len(), 1);
+        assert_eq!(read(0).len(), 1);
         // An aborted record is cut and overwritten.
         j.abort(a);
-        let c = j.append(b"3rd").unwrap();
+        let c = j.append(b"3rd", None).unwrap();
         assert_eq!(
-            read_records(&dir, 3, 0).unwrap(),
-            [(b"first".to_vec(), a.offset), (b"3rd".to_vec(), c.offset)]
+            read(0),
+            [
+                ((b"first".to_vec(), None), a.offset),
+                ((b"3rd".to_vec(), None), c.offset)
+            ]
         );
+        assert!(decode_payload(&[9, 0, 0, 0, 1]).is_err());
+        assert!(decode_payload(&[1, 0, 0, 0, b'x', 1, 2]).is_err());
         assert_eq!(segment_ids(&dir), [3]);
         j.roll(&dir).unwrap();
         assert_eq!(segment_ids(&dir), [4]);

@@ -528,7 +528,7 @@ async fn batches_the_database_lost_are_replayed_from_the_journal() {
 }
 
 #[tokio::test]
-async fn a_journal_batch_whose_body_is_gone_is_not_replayed() {
+async fn bodies_a_pack_lost_come_back_from_the_journal() {
     let tmp = tempfile::tempdir().unwrap();
     let saved = tmp.path().join("saved.db");
     let data = tmp.path().join("data");
@@ -546,29 +546,61 @@ async fn a_journal_batch_whose_body_is_gone_is_not_replayed() {
     let store = CaptureStore::open(config(&data)).unwrap();
     put_three(&store, &first).await;
     store.close().await;
+    // A power loss took the rows and the pack's tail (written, synced only
+    // before indexing), and left debris where the bodies were.
     lose_database_tail(&data, &saved);
-    // The pack lost the new body too: its batch, and the ones after it in
-    // the journal, were never acknowledged.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&pack)
-        .unwrap()
-        .set_len(committed + 10)
-        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&pack).unwrap();
+    f.set_len(committed).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0xAA; 40], committed).unwrap();
+    drop(f);
 
     let store = CaptureStore::open(config(&data)).unwrap();
-    assert_eq!(store.usage().messages, 1);
+    assert_eq!(store.usage().messages, 3);
     store
-        .put_artifact(origin("s9", "192.0.2.1"), "email", vec![], message(2))
+        .put_artifact(origin("s9", "192.0.2.1"), "email", vec![], message(4))
         .await
         .unwrap();
     store.close().await;
-    // The torn pack tail was cut and the body written again in its place.
-    assert_eq!(
-        location(&data, &sha256_hex(&message(2))),
-        (Some(1), Some(committed as i64))
-    );
-    assert_eq!(stored_bodies(&data).len(), 2);
+    for body in [first, message(2), b"MZ payload".to_vec(), message(4)] {
+        assert_eq!(read_blob(&data, &sha256_hex(&body)).unwrap(), body);
+    }
+    assert_eq!(stored_bodies(&data).len(), 4);
+    let size: i64 = db(&data)
+        .query_row("SELECT size FROM packs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(std::fs::metadata(&pack).unwrap().len(), size as u64);
+}
+
+#[tokio::test]
+async fn a_journal_record_that_does_not_verify_ends_the_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saved = tmp.path().join("saved.db");
+    let data = tmp.path().join("data");
+    let store = CaptureStore::open(config(&data)).unwrap();
+    store.close().await;
+    std::fs::copy(data.join(DB_FILE), &saved).unwrap();
+    let store = CaptureStore::open(config(&data)).unwrap();
+    put_three(&store, &message(1)).await;
+    store.close().await;
+    lose_database_tail(&data, &saved);
+    // Flip a byte inside the second record (the repeat of message 1): it
+    // and the third are not replayed, the first is.
+    let seg = data.join("journal/journal-000002.log");
+    let mut raw = std::fs::read(&seg).unwrap();
+    let second = raw
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"SPJB")
+        .nth(1)
+        .unwrap()
+        .0;
+    raw[second + 20] ^= 0x20;
+    std::fs::write(&seg, &raw).unwrap();
+    let store = CaptureStore::open(config(&data)).unwrap();
+    let u = store.usage();
+    store.close().await;
+    assert_eq!((u.messages, u.artifacts), (1, 1));
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM artifact_sightings"), 0);
 }
 
 #[tokio::test]

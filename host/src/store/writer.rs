@@ -1,9 +1,10 @@
 //! The writer thread: owns the SQLite connection, the event log, the journal
 //! and the blob packs, and commits what the handles send it in batches
-//! (group commit). A batch is acknowledged once its new bodies (pack) and its
-//! envelopes (journal) are fdatasynced. Their rows go into SQLite behind it,
-//! with the events, in one transaction per 50 ms (no fsync: the journal
-//! replays them if a crash or a power loss takes them).
+//! (group commit). A batch is acknowledged once its journal record (the
+//! envelopes and the new bodies) is fdatasynced. The pack is written behind
+//! it, and the rows go into SQLite with the events, in one transaction per
+//! 50 ms after a pack fdatasync (no WAL fsync: the journal replays them if a
+//! crash or a power loss takes them).
 
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -303,18 +304,24 @@ impl Writer {
             return true;
         }
         let events = std::mem::take(&mut self.unindexed);
-        let result = (|| {
-            let tx = self.conn.transaction()?;
-            index_entries(&tx, &self.unindexed_entries)?;
+        let result = (|| -> Result<(), String> {
+            // Rows naming pack bytes may become durable (a checkpoint) before
+            // the next flush: the bytes must be durable first.
+            self.packs
+                .sync()
+                .map_err(|e| format!("cannot fdatasync the blob pack: {e}"))?;
+            let sql = |e: rusqlite::Error| e.to_string();
+            let tx = self.conn.transaction().map_err(sql)?;
+            index_entries(&tx, &self.unindexed_entries).map_err(sql)?;
             if let Some(position) = self.unindexed_position {
-                journal::record_position(&tx, position)?;
+                journal::record_position(&tx, position).map_err(sql)?;
             }
             for ev in &events {
                 if let Err(e) = index_event(&tx, ev) {
                     tracing::warn!(eventid = ?ev.get("eventid"), "cannot index event: {e}");
                 }
             }
-            tx.commit()
+            tx.commit().map_err(sql)
         })();
         match result {
             Ok(()) => {
@@ -436,7 +443,8 @@ impl Writer {
     }
 
     /// Decide each artifact's body, stage the new ones; write and fdatasync
-    /// the pack, then the journal record. Nothing of a failed batch stays.
+    /// the journal record, then write the pack. Nothing of a failed batch
+    /// stays.
     fn transact(&mut self, puts: &mut [PutRequest]) -> Result<Batch, String> {
         let before = self.journal.position();
         let result = self.transact_inner(puts);
@@ -466,19 +474,20 @@ impl Writer {
             outcomes.push(outcome);
             entries.push(entry);
         }
-        // Bodies first, then the journal record naming them: a durable
-        // record always finds its bodies (replay checks anyway). A crash
-        // before the record leaves only a pack tail, cut at open.
-        ctx.packs
-            .write_and_sync()
-            .map_err(|e| format!("cannot make blobs durable: {e}"))?;
         let (delta, bodies) = (ctx.delta, ctx.bodies);
-        let payload =
+        // One fdatasync makes the batch durable: the journal record carries
+        // the new bodies' pack records too. The pack gets the same bytes
+        // behind it, synced before any row names them; a crash loses at most
+        // what a replay writes again.
+        let entries_json =
             serde_json::to_vec(&entries).map_err(|e| format!("cannot encode the batch: {e}"))?;
         let position = self
             .journal
-            .append(&payload)
+            .append(&entries_json, self.packs.staged())
             .map_err(|e| format!("cannot write the store journal: {e}"))?;
+        self.packs
+            .write()
+            .map_err(|e| format!("cannot write the blob pack: {e}"))?;
         self.packs.committed();
         Ok(Batch {
             outcomes,
@@ -879,15 +888,21 @@ fn open_journal(dir: &Dir, conn: &mut Connection, roll_bytes: u64) -> io::Result
 }
 
 /// Insert one journal record's rows (and its position) in one transaction.
-/// Refuses a record whose bodies are not where it says.
+/// Writes the record's bodies back into their pack first (a power loss may
+/// have taken them) and refuses it if they still are not where it says.
 fn replay_batch(
     dir: &Dir,
     conn: &mut Connection,
     payload: &[u8],
     position: Position,
 ) -> Result<usize, String> {
-    let entries: Vec<Entry> =
-        serde_json::from_slice(payload).map_err(|e| format!("unreadable batch: {e}"))?;
+    let payload = journal::decode_payload(payload).map_err(|e| format!("unreadable batch: {e}"))?;
+    let entries: Vec<Entry> = serde_json::from_slice(payload.entries_json)
+        .map_err(|e| format!("unreadable batch: {e}"))?;
+    if let Some((pack, offset, bytes)) = payload.pack {
+        blobs::restore_records(dir, pack, offset, bytes)
+            .map_err(|e| format!("cannot write bodies back into pack {pack}: {e}"))?;
+    }
     for e in &entries {
         if let BodyFate::Packed {
             pack,
