@@ -316,19 +316,7 @@ fn reopen_pack(dir: &Dir, id: i64, committed: u64) -> io::Result<OpenPack> {
 /// comes with the first batch indexed that names it.
 fn create_pack(dir: &Dir, id: i64) -> io::Result<OpenPack> {
     let path = pack_rel_path(id).ok_or_else(|| io::Error::other(format!("bad pack id {id}")))?;
-    let file = dir
-        .open_with(
-            &path,
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true),
-        )?
-        .into_std();
-    file.write_all_at(&pack_header(), 0)?;
-    file.sync_all()?;
-    sync_dir(dir, BLOBS_DIR)?;
+    let file = create_with_header(dir, &path, BLOBS_DIR, &pack_header())?;
     tracing::info!(pack = %path, "new blob pack");
     Ok(OpenPack {
         id,
@@ -336,6 +324,30 @@ fn create_pack(dir: &Dir, id: i64) -> io::Result<OpenPack> {
         committed: PACK_HEADER_LEN,
         dirty: false,
     })
+}
+
+/// Create `path` (truncating a leftover) holding just `header`, durable with
+/// its directory entry in `parent`: a pack or a journal segment.
+pub(super) fn create_with_header(
+    dir: &Dir,
+    path: &str,
+    parent: &str,
+    header: &[u8],
+) -> io::Result<std::fs::File> {
+    let file = dir
+        .open_with(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+        )?
+        .into_std();
+    file.write_all_at(header, 0)?;
+    file.sync_all()?;
+    sync_dir(dir, parent)?;
+    Ok(file)
 }
 
 /// fsync a directory (relative to `dir`; "." for `dir` itself).

@@ -28,7 +28,7 @@
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::Dir;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -179,19 +179,7 @@ impl Journal {
     pub(super) fn create(dir: &Dir, id: i64, roll_bytes: u64) -> io::Result<Journal> {
         let path = segment_rel_path(id)
             .ok_or_else(|| io::Error::other(format!("bad journal segment id {id}")))?;
-        let file = dir
-            .open_with(
-                &path,
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true),
-            )?
-            .into_std();
-        file.write_all_at(&segment_header(), 0)?;
-        file.sync_all()?;
-        super::blobs::sync_dir(dir, JOURNAL_DIR)?;
+        let file = super::blobs::create_with_header(dir, &path, JOURNAL_DIR, &segment_header())?;
         Ok(Journal {
             segment: id,
             file,
