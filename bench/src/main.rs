@@ -16,6 +16,9 @@
 //!   sensor's CPU per session).
 //! - `session-cost`: one proxy-judge session in-process, no sockets,
 //!   component against native, split by step: the sandbox's own cost.
+//! - `serve [component|native]`: one sensor of the `native` benchmark
+//!   (SMTP and http-proxy listeners), left running until stdin closes, so
+//!   that `perf` can watch one side alone under an outside load generator.
 //! - `all`: every one, then a summary with the targets.
 
 use std::net::SocketAddr;
@@ -60,6 +63,7 @@ fn main() -> Result<()> {
             "spliced" => spliced().await,
             "native" => native(args.get(1).map(String::as_str) == Some("judge")).await,
             "session-cost" => session_cost(count(5_000)?).await,
+            "serve" => serve(args.get(1).map(String::as_str) == Some("native")).await,
             "all" => {
                 instantiate(5_000).await?;
                 idle_sessions(count(10_000)?).await?;
@@ -69,14 +73,19 @@ fn main() -> Result<()> {
                 native(false).await
             }
             other => bail!(
-                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | session-cost [N] | native [judge] | all"
+                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | session-cost [N] | native [judge] | serve [component|native] | all"
             ),
         }
     })
 }
 
+/// A plugin built by `just plugins`, or from `SPAMPOT_BENCH_PLUGINS` (a
+/// directory) when comparing two builds of the plugins.
 fn plugin_path(name: &str) -> Result<PathBuf> {
-    let path = workspace().join(format!("target/plugins/{name}.wasm"));
+    let dir = std::env::var_os("SPAMPOT_BENCH_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/plugins"));
+    let path = dir.join(format!("{name}.wasm"));
     if !path.exists() {
         bail!("{} is missing: run `just plugins` first", path.display());
     }
@@ -203,27 +212,48 @@ async fn session_cost(iterations: usize) -> Result<()> {
         User-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)\r\n\
         Accept: */*\r\nConnection: close\r\n\r\n";
     let trap = |t: spampot::plugin::Trap| anyhow::anyhow!("{t:?}");
+    let evict_kib: usize = std::env::var("SPAMPOT_BENCH_EVICT_KIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut evict = vec![0u8; evict_kib << 10];
     let mut results = Vec::new();
     for plugin in [&component, &native] {
         let mut totals = Vec::with_capacity(iterations);
         let mut steps: Vec<Vec<Duration>> = vec![Vec::with_capacity(iterations); STEPS.len()];
         for i in 0..iterations + 200 {
             let (link, conn) = host.session(i, 8080, "http-proxy");
+            // Each step timed on its own; with SPAMPOT_BENCH_EVICT_KIB set,
+            // that much memory is written between steps (untimed), as a
+            // sensor's sockets and other sessions would evict the caches.
             let mut marks = [Duration::ZERO; STEPS.len()];
-            let started = Instant::now();
+            let mut spent = Duration::ZERO;
+            let mut step = |i: usize, t: Instant, evict: &mut Vec<u8>| {
+                spent += t.elapsed();
+                marks[i] = spent;
+                for b in evict.iter_mut().step_by(64) {
+                    *b = b.wrapping_add(1);
+                }
+                std::hint::black_box(&evict);
+            };
+            let t = Instant::now();
             let mut session = plugin
                 .start_session(HostState::new(link), conn, Vec::new())
                 .await
                 .map_err(trap)?;
-            marks[0] = started.elapsed();
+            step(0, t, &mut evict);
+            let t = Instant::now();
             session.call(Call::Open).await.map_err(trap)?;
-            marks[1] = started.elapsed();
+            step(1, t, &mut evict);
+            let t = Instant::now();
             let actions = session.call(Call::Data(request)).await.map_err(trap)?;
-            marks[2] = started.elapsed();
+            step(2, t, &mut evict);
+            let t = Instant::now();
             session.close().await.map_err(trap)?;
-            marks[3] = started.elapsed();
+            step(3, t, &mut evict);
+            let t = Instant::now();
             drop(session);
-            marks[4] = started.elapsed();
+            step(4, t, &mut evict);
             if actions.is_empty() {
                 bail!("the judge request got no answer");
             }
@@ -667,37 +697,62 @@ async fn spliced() -> Result<()> {
     Ok(())
 }
 
-/// Components vs the same plugins linked natively, in one host loop.
-async fn native(judge_only: bool) -> Result<()> {
+/// One in-process sensor of the `native` benchmark: its server, data
+/// directory, SMTP and HTTP proxy addresses.
+type BenchSensor = (
+    Arc<spampot::Server>,
+    tempfile::TempDir,
+    SocketAddr,
+    SocketAddr,
+);
+
+/// Start a sensor with SMTP and http-proxy listeners, as components or
+/// with those plugins linked natively.
+async fn start_bench_sensor(native: bool) -> Result<BenchSensor> {
     use spampot::native::{Native, NativeFactory};
-    const SECONDS: u32 = 4;
     let natives: Vec<Arc<dyn NativeFactory>> = vec![
         Native::<smtp::Smtp>::factory(),
         Native::<http_proxy::HttpProxy>::factory(),
         Native::<socks::SocksProxy>::factory(),
     ];
+    let dir = tempfile::tempdir()?;
+    let (smtp_port, http_port) = (free_port()?, free_port()?);
+    let text = format!(
+        "plugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[limits]\nmax_sessions_per_ip = 1000000\n\
+         [[listener]]\nport = {smtp_port}\nplugin = \"smtp\"\nbind = \"127.0.0.1\"\n\
+         [[listener]]\nport = {http_port}\nplugin = \"http-proxy\"\nbind = \"127.0.0.1\"\n\
+         [splice]\n25 = \"smtp\"\n",
+        plugin_path("smtp")?.parent().unwrap_or(Path::new(".")),
+        dir.path().join("data"),
+    );
+    let config = spampot::Config::parse(&text, Path::new("bench.toml"))?;
+    let server = if native {
+        spampot::Server::start_native(config, natives).await?
+    } else {
+        spampot::Server::start(config).await?
+    };
+    let smtp: SocketAddr = format!("127.0.0.1:{smtp_port}").parse()?;
+    let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
+    Ok((server, dir, smtp, http))
+}
+
+/// One sensor of the `native` benchmark until stdin closes (for `perf -p`).
+async fn serve(native: bool) -> Result<()> {
+    let (server, _dir, smtp, http) = start_bench_sensor(native).await?;
+    println!("pid {} smtp {smtp} http {http}", std::process::id());
+    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+        .await??;
+    server.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+/// Components vs the same plugins linked natively, in one host loop.
+async fn native(judge_only: bool) -> Result<()> {
+    const SECONDS: u32 = 4;
     // Both sensors run side by side in this process; only one is driven at a time.
     let mut sensors = Vec::new();
-    for mode in ["component", "native"] {
-        let dir = tempfile::tempdir()?;
-        let (smtp_port, http_port) = (free_port()?, free_port()?);
-        let text = format!(
-            "plugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[limits]\nmax_sessions_per_ip = 1000000\n\
-             [[listener]]\nport = {smtp_port}\nplugin = \"smtp\"\nbind = \"127.0.0.1\"\n\
-             [[listener]]\nport = {http_port}\nplugin = \"http-proxy\"\nbind = \"127.0.0.1\"\n\
-             [splice]\n25 = \"smtp\"\n",
-            plugin_path("smtp")?.parent().unwrap_or(Path::new(".")),
-            dir.path().join("data"),
-        );
-        let config = spampot::Config::parse(&text, Path::new("bench.toml"))?;
-        let server = if mode == "native" {
-            spampot::Server::start_native(config, natives.clone()).await?
-        } else {
-            spampot::Server::start(config).await?
-        };
-        let smtp: SocketAddr = format!("127.0.0.1:{smtp_port}").parse()?;
-        let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
-        sensors.push((server, dir, smtp, http));
+    for native in [false, true] {
+        sensors.push(start_bench_sensor(native).await?);
     }
     let mut mixes: Vec<(&str, &str, &str)> = vec![
         ("direct SMTP", "smtp", "smtp=1"),

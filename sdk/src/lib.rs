@@ -57,8 +57,14 @@ pub mod text;
 pub mod types;
 
 #[cfg(target_arch = "wasm32")]
+mod arena;
+#[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod guest;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 pub use buffer::{LineBuffer, LineTooLong};
 pub use context::{Context, Host};

@@ -5,7 +5,7 @@
 
 use spampot_sdk::{ConnInfo, PluginInfo};
 
-use crate::text::{html_escape, http_date};
+use crate::text::{html_escape, http_date, push_decimal};
 
 /// How the proxy's own pages look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,13 +231,16 @@ impl Persona {
         unix_secs: u64,
     ) -> Vec<u8> {
         let connection = if keep_alive { "keep-alive" } else { "close" };
-        let mut out = format!(
-            "{} 200 OK\r\nDate: {}\r\nServer: Apache\r\nContent-Length: {}\r\n\
-             Content-Type: text/html; charset=UTF-8\r\nConnection: {connection}\r\n\r\n",
-            self.version(),
-            http_date(unix_secs),
-            body.len()
-        );
+        // Pushed piece by piece: core::fmt is slow in a component.
+        let mut out = String::with_capacity(160 + body.len());
+        out.push_str(self.version());
+        out.push_str(" 200 OK\r\nDate: ");
+        out.push_str(&http_date(unix_secs));
+        out.push_str("\r\nServer: Apache\r\nContent-Length: ");
+        push_decimal(&mut out, body.len() as u64, 1);
+        out.push_str("\r\nContent-Type: text/html; charset=UTF-8\r\nConnection: ");
+        out.push_str(connection);
+        out.push_str("\r\n\r\n");
         if !head_only {
             out.push_str(body);
         }
