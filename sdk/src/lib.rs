@@ -56,13 +56,13 @@ pub mod testing;
 pub mod text;
 pub mod types;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
 mod arena;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod guest;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
 #[global_allocator]
 static ALLOCATOR: arena::Arena = arena::Arena::new();
 
