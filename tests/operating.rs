@@ -312,6 +312,8 @@ async fn status_and_metrics_answer_every_field_and_a_token_guards_them() {
         "spampot_refused_total 0",
         "spampot_store_blob_bytes",
         "spampot_store_commits_total 0",
+        "spampot_store_unindexed_artifacts 0",
+        "spampot_store_index_failing 0",
         "spampot_listener_sessions{port=\"25\",plugin=\"smtp\",enabled=\"true\"} 1",
     ] {
         assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");

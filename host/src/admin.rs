@@ -291,6 +291,18 @@ async fn metrics(State(admin): Shared) -> impl IntoResponse {
         usage.commits,
     );
     metric(
+        "store_unindexed_artifacts",
+        "Acknowledged artifacts, durable in the journal, whose rows are not in the database yet.",
+        "gauge",
+        usage.unindexed_artifacts,
+    );
+    metric(
+        "store_index_failing",
+        "1 while the database refuses the rows of acknowledged artifacts.",
+        "gauge",
+        u64::from(usage.index_failing),
+    );
+    metric(
         "events_dropped_total",
         "Events the store could not queue.",
         "counter",

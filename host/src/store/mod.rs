@@ -233,6 +233,12 @@ pub struct StoreUsage {
     /// Durable commits of artifacts since open; `messages` over this is the
     /// group-commit batch size.
     pub commits: u64,
+    /// Acknowledged artifacts (durable in the journal) whose rows are not in
+    /// the database yet: a few hundred at most while it keeps up.
+    pub unindexed_artifacts: u64,
+    /// The last attempt to index them failed (disk full, a broken database);
+    /// `put_artifact` refuses new ones past 65,536 waiting.
+    pub index_failing: bool,
 }
 
 /// Counters shared between the writer thread and the handles.
@@ -249,6 +255,8 @@ pub(crate) struct Stats {
     /// Committed batches that held artifacts (group commits), for tests and
     /// tuning.
     put_batches: AtomicU64,
+    unindexed_artifacts: AtomicU64,
+    index_failing: AtomicBool,
 }
 
 /// An artifact's body, its SHA-256 and (unless already on disk) its
@@ -571,6 +579,8 @@ impl CaptureStore {
             events_written: s.events_written.load(Ordering::Relaxed),
             events_dropped: s.events_dropped.load(Ordering::Relaxed),
             commits: s.put_batches.load(Ordering::Relaxed),
+            unindexed_artifacts: s.unindexed_artifacts.load(Ordering::Relaxed),
+            index_failing: s.index_failing.load(Ordering::Relaxed),
         }
     }
 

@@ -1096,9 +1096,15 @@ async fn a_database_that_refuses_rows_loses_no_acknowledged_artifact() {
     }
     let err = store.flush().await.unwrap_err();
     assert!(err.to_string().contains("journal"), "{err}");
-    assert_eq!(store.usage().messages, 3);
+    let u = store.usage();
+    assert_eq!(
+        (u.messages, u.unindexed_artifacts, u.index_failing),
+        (3, 2, true)
+    );
     rename("messages_away", "messages");
     store.flush().await.unwrap();
+    let u = store.usage();
+    assert_eq!((u.unindexed_artifacts, u.index_failing), (0, false));
     assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
     store.close().await;
     assert_eq!(stored_bodies(tmp.path()).len(), 3);

@@ -329,12 +329,15 @@ impl Writer {
                 self.unindexed_entries.clear();
                 self.unindexed_position = None;
                 self.pending_bodies.clear();
+                self.stats.unindexed_artifacts.store(0, Ordering::Relaxed);
+                self.stats.index_failing.store(false, Ordering::Relaxed);
                 if std::mem::take(&mut self.index_failing) {
                     tracing::info!("the capture database takes rows again");
                 }
                 true
             }
             Err(e) => {
+                self.stats.index_failing.store(true, Ordering::Relaxed);
                 if !std::mem::replace(&mut self.index_failing, true) {
                     tracing::warn!(
                         artifacts = self.unindexed_entries.len(),
@@ -368,6 +371,9 @@ impl Writer {
                 self.stats.put_batches.fetch_add(1, Ordering::Relaxed);
                 self.apply(done.delta);
                 self.unindexed_entries.extend(done.entries);
+                self.stats
+                    .unindexed_artifacts
+                    .store(self.unindexed_entries.len() as u64, Ordering::Relaxed);
                 self.unindexed_position = Some(done.position);
                 self.pending_bodies.extend(done.bodies);
                 self.unindexed_since.get_or_insert_with(Instant::now);
