@@ -457,24 +457,27 @@ async fn put_three(store: &CaptureStore, first: &[u8]) {
     }
 }
 
+/// A store in `data` holding message 1 (session s1, `meta`), closed, its
+/// database copied to `saved`. Returns message 1.
+async fn first_message_saved(data: &Path, saved: &Path, meta: Vec<(String, String)>) -> Vec<u8> {
+    let first = message(1);
+    let store = CaptureStore::open(config(data)).unwrap();
+    store
+        .put_artifact(origin("s1", "192.0.2.1"), "email", meta, first.clone())
+        .await
+        .unwrap();
+    store.close().await;
+    std::fs::copy(data.join(DB_FILE), saved).unwrap();
+    first
+}
+
 #[tokio::test]
 async fn batches_the_database_lost_are_replayed_from_the_journal() {
     let tmp = tempfile::tempdir().unwrap();
     let saved = tmp.path().join("saved.db");
     let data = tmp.path().join("data");
-    let first = message(1);
-    let store = CaptureStore::open(config(&data)).unwrap();
-    store
-        .put_artifact(
-            origin("s1", "192.0.2.1"),
-            "email",
-            email_meta(&["a@victim.example", "b@victim.example"]),
-            first.clone(),
-        )
-        .await
-        .unwrap();
-    store.close().await;
-    std::fs::copy(data.join(DB_FILE), &saved).unwrap();
+    let rcpts = email_meta(&["a@victim.example", "b@victim.example"]);
+    let first = first_message_saved(&data, &saved, rcpts).await;
 
     let store = CaptureStore::open(config(&data)).unwrap();
     put_three(&store, &first).await;
@@ -532,14 +535,7 @@ async fn bodies_a_pack_lost_come_back_from_the_journal() {
     let tmp = tempfile::tempdir().unwrap();
     let saved = tmp.path().join("saved.db");
     let data = tmp.path().join("data");
-    let first = message(1);
-    let store = CaptureStore::open(config(&data)).unwrap();
-    store
-        .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], first.clone())
-        .await
-        .unwrap();
-    store.close().await;
-    std::fs::copy(data.join(DB_FILE), &saved).unwrap();
+    let first = first_message_saved(&data, &saved, vec![]).await;
     let pack = data.join("blobs/pack-000001.pack");
     let committed = std::fs::metadata(&pack).unwrap().len();
 
