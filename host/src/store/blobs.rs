@@ -117,9 +117,10 @@ pub(super) struct PackWriter {
     abandoned: Option<i64>,
 }
 
-/// Above this the batch buffer is freed after use rather than kept: one
-/// large upload should not pin its size in memory for the process's life.
-const PENDING_KEEP_BYTES: usize = 8 << 20;
+/// Above this a batch buffer (the pack's, the journal's) is freed after use
+/// rather than kept: one large upload should not pin its size in memory for
+/// the process's life.
+pub(super) const BATCH_BUFFER_KEEP_BYTES: usize = 8 << 20;
 
 impl PackWriter {
     pub(super) fn new(roll_bytes: u64) -> Self {
@@ -220,7 +221,7 @@ impl PackWriter {
 
     fn end_batch(&mut self) {
         self.prepared = false;
-        if self.pending.capacity() > PENDING_KEEP_BYTES {
+        if self.pending.capacity() > BATCH_BUFFER_KEEP_BYTES {
             self.pending = Vec::new();
         } else {
             self.pending.clear();

@@ -190,8 +190,8 @@ impl Journal {
     }
 
     /// Write one batch's record (its entries' JSON and its pack records, if
-    /// any) and make it durable. Returns the position after it, which the
-    /// batch's rows record when they are indexed.
+    /// any) and make it durable. Returns the position after it (also
+    /// [`Journal::position`] until the next append).
     pub(super) fn append(
         &mut self,
         entries_json: &[u8],
@@ -202,7 +202,7 @@ impl Journal {
         self.file.write_all_at(&self.record, self.len)?;
         self.file.sync_data()?;
         self.len += self.record.len() as u64;
-        if self.record.capacity() > 8 << 20 {
+        if self.record.capacity() > super::blobs::BATCH_BUFFER_KEEP_BYTES {
             self.record = Vec::new();
         }
         Ok(Position {

@@ -86,17 +86,15 @@ pub(super) struct Writer {
     wal_unsynced: bool,
     /// Events in the log but not yet indexed.
     unindexed: Vec<EventMap>,
-    /// Acknowledged artifacts (durable in the journal) not yet indexed, and
-    /// the journal position after the last of them.
+    /// Acknowledged artifacts (durable in the journal) not yet indexed. The
+    /// journal's position is the one after the last of them: a failed batch
+    /// cuts its record, and the journal rolls only once they are indexed.
     unindexed_entries: Vec<Entry>,
-    unindexed_position: Option<Position>,
     /// For the digests among them: `stored`, as the database will say once
     /// they are indexed (the batches in between decide on it).
     pending_bodies: HashMap<String, bool>,
     /// Since when something waits to be indexed.
     unindexed_since: Option<Instant>,
-    /// The last deferred index failed (warn once per streak).
-    index_failing: bool,
     /// The data-directory lock; released when the writer is dropped.
     _lock: File,
 }
@@ -175,10 +173,8 @@ impl Writer {
             wal_unsynced: false,
             unindexed: Vec::new(),
             unindexed_entries: Vec::new(),
-            unindexed_position: None,
             pending_bodies: HashMap::new(),
             unindexed_since: None,
-            index_failing: false,
             _lock: init.lock,
         })
     }
@@ -313,8 +309,8 @@ impl Writer {
             let sql = |e: rusqlite::Error| e.to_string();
             let tx = self.conn.transaction().map_err(sql)?;
             index_entries(&tx, &self.unindexed_entries).map_err(sql)?;
-            if let Some(position) = self.unindexed_position {
-                journal::record_position(&tx, position).map_err(sql)?;
+            if !self.unindexed_entries.is_empty() {
+                journal::record_position(&tx, self.journal.position()).map_err(sql)?;
             }
             for ev in &events {
                 if let Err(e) = index_event(&tx, ev) {
@@ -327,18 +323,16 @@ impl Writer {
             Ok(()) => {
                 self.wal_unsynced = true;
                 self.unindexed_entries.clear();
-                self.unindexed_position = None;
                 self.pending_bodies.clear();
                 self.stats.unindexed_artifacts.store(0, Ordering::Relaxed);
-                self.stats.index_failing.store(false, Ordering::Relaxed);
-                if std::mem::take(&mut self.index_failing) {
+                if self.stats.index_failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("the capture database takes rows again");
                 }
                 true
             }
             Err(e) => {
-                self.stats.index_failing.store(true, Ordering::Relaxed);
-                if !std::mem::replace(&mut self.index_failing, true) {
+                // Warn once per streak of failures.
+                if !self.stats.index_failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         artifacts = self.unindexed_entries.len(),
                         events = events.len(),
@@ -374,7 +368,6 @@ impl Writer {
                 self.stats
                     .unindexed_artifacts
                     .store(self.unindexed_entries.len() as u64, Ordering::Relaxed);
-                self.unindexed_position = Some(done.position);
                 self.pending_bodies.extend(done.bodies);
                 self.unindexed_since.get_or_insert_with(Instant::now);
                 for (p, outcome) in puts.into_iter().zip(done.outcomes) {
@@ -487,8 +480,7 @@ impl Writer {
         // what a replay writes again.
         let entries_json =
             serde_json::to_vec(&entries).map_err(|e| format!("cannot encode the batch: {e}"))?;
-        let position = self
-            .journal
+        self.journal
             .append(&entries_json, self.packs.staged())
             .map_err(|e| format!("cannot write the store journal: {e}"))?;
         self.packs
@@ -498,7 +490,6 @@ impl Writer {
         Ok(Batch {
             outcomes,
             entries,
-            position,
             bodies,
             delta,
         })
@@ -575,8 +566,6 @@ fn sync_wal(dir: &Dir) -> io::Result<()> {
 struct Batch {
     outcomes: Vec<PutOutcome>,
     entries: Vec<Entry>,
-    /// Journal position after the batch's record.
-    position: Position,
     /// `stored` of the digests the batch decided on.
     bodies: HashMap<String, bool>,
     delta: Delta,
@@ -665,15 +654,6 @@ fn put_one(ctx: &mut PutCtx<'_>, p: &mut PutRequest) -> Result<(PutOutcome, Entr
         d.messages += 1;
         d.recipients += entry.meta.iter().filter(|(k, _)| k == "rcpt_to").count() as u64;
     }
-    match body {
-        BodyFate::Known => {}
-        BodyFate::Packed { .. } => {
-            ctx.bodies.insert(p.sha256.clone(), true);
-        }
-        BodyFate::OverQuota => {
-            ctx.bodies.insert(p.sha256.clone(), false);
-        }
-    }
     let sha256 = p.sha256.clone();
     let outcome = match body {
         BodyFate::Known => PutOutcome::Stored {
@@ -681,12 +661,18 @@ fn put_one(ctx: &mut PutCtx<'_>, p: &mut PutRequest) -> Result<(PutOutcome, Entr
             size,
             new_blob: false,
         },
-        BodyFate::Packed { .. } => PutOutcome::Stored {
-            sha256,
-            size,
-            new_blob: true,
-        },
-        BodyFate::OverQuota => PutOutcome::OverQuota { sha256, size },
+        BodyFate::Packed { .. } => {
+            ctx.bodies.insert(sha256.clone(), true);
+            PutOutcome::Stored {
+                sha256,
+                size,
+                new_blob: true,
+            }
+        }
+        BodyFate::OverQuota => {
+            ctx.bodies.insert(sha256.clone(), false);
+            PutOutcome::OverQuota { sha256, size }
+        }
     };
     Ok((outcome, entry))
 }
