@@ -420,14 +420,12 @@ impl<F: Flavor> HttpProxy<F> {
             if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
                 continue;
             }
-            let mut key = Vec::with_capacity(5 + name.len());
-            key.extend_from_slice(b"HTTP_");
-            key.extend(name.bytes().map(|b| match b {
-                b'-' => b'_',
-                b => b.to_ascii_uppercase(),
+            let mut key = String::with_capacity(5 + name.len());
+            key.push_str("HTTP_");
+            key.extend(name.chars().map(|c| match c {
+                '-' => '_',
+                c => c.to_ascii_uppercase(),
             }));
-            // Only ASCII bytes were changed, so the name is still UTF-8.
-            let key = String::from_utf8(key).unwrap_or_default();
             match vars.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, v)) => {
                     v.push_str(", ");
