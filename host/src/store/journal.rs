@@ -51,6 +51,13 @@ const RECORD_TAIL_LEN: u64 = 32;
 /// reads at most this much.
 pub(super) const SEGMENT_ROLL_BYTES: u64 = 64 << 20;
 
+/// The segment is zero-filled this far ahead of its last record. An
+/// fdatasync that must also make a new file size durable cost twice one
+/// that only flushes data over blocks already written (224 µs against
+/// 109 µs here, `docs/performance.md`); zero-filling 4 MiB costs one slower
+/// sync per ~700 batches of `smtp-source`. Replay reads zeros as the end.
+const PREALLOCATE_BYTES: u64 = 4 << 20;
+
 /// A replayed batch larger than this is refused as corrupt: the writer's
 /// batches are at most `max_batch` envelopes, far below it.
 const MAX_RECORD_PAYLOAD: u64 = 256 << 20;
@@ -170,6 +177,8 @@ pub(super) struct Journal {
     file: std::fs::File,
     /// End of the last record written; the next goes here.
     len: u64,
+    /// End of the zero-filled part of the file.
+    allocated: u64,
     roll_bytes: u64,
     record: Vec<u8>,
 }
@@ -184,6 +193,7 @@ impl Journal {
             segment: id,
             file,
             len: SEGMENT_HEADER_LEN,
+            allocated: SEGMENT_HEADER_LEN,
             roll_bytes: roll_bytes.max(1),
             record: Vec::new(),
         })
@@ -199,6 +209,11 @@ impl Journal {
     ) -> io::Result<Position> {
         self.record.clear();
         encode_record(&mut self.record, entries_json, pack)?;
+        let end = self.len + self.record.len() as u64;
+        if end > self.allocated {
+            // Synced together with the record below.
+            self.zero_fill(end + PREALLOCATE_BYTES)?;
+        }
         self.file.write_all_at(&self.record, self.len)?;
         self.file.sync_data()?;
         self.len += self.record.len() as u64;
@@ -211,11 +226,23 @@ impl Journal {
         })
     }
 
+    /// Write zeros from the end of the zero-filled part up to `to`.
+    fn zero_fill(&mut self, to: u64) -> io::Result<()> {
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        while self.allocated < to {
+            let n = (to - self.allocated).min(ZEROS.len() as u64) as usize;
+            self.file.write_all_at(&ZEROS[..n], self.allocated)?;
+            self.allocated += n as u64;
+        }
+        Ok(())
+    }
+
     /// The batch's transaction did not commit: forget its record, so the
     /// next one overwrites it and a replay never sees it.
     pub(super) fn abort(&mut self, at: Position) {
         if at.segment == self.segment && at.offset <= self.len {
             self.len = at.offset;
+            self.allocated = at.offset;
             if let Err(e) = self.file.set_len(at.offset) {
                 tracing::warn!("cannot cut the journal after a failed batch: {e}");
             }

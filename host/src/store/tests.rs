@@ -493,9 +493,15 @@ async fn batches_the_database_lost_are_replayed_from_the_journal() {
         v
     };
     assert_eq!(segments(), ["journal-000002.log"]);
+    // The segment is zero-filled past its records; the torn record goes
+    // right after the last one.
     let seg = data.join("journal/journal-000002.log");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
-    std::io::Write::write_all(&mut f, b"SPJB\x40\0\0\0\0\0\0\0[{\"torn").unwrap();
+    let raw = std::fs::read(&seg).unwrap();
+    let end = journal_records_end(&raw);
+    assert!(raw.len() > end && raw[end..].iter().all(|b| *b == 0));
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"SPJB\x40\0\0\0\0\0\0\0[{\"torn", end as u64)
+        .unwrap();
     drop(f);
     assert_eq!(count(&data, "SELECT COUNT(*) FROM messages"), 1);
 
@@ -565,6 +571,17 @@ async fn bodies_a_pack_lost_come_back_from_the_journal() {
         .query_row("SELECT size FROM packs WHERE id = 1", [], |r| r.get(0))
         .unwrap();
     assert_eq!(std::fs::metadata(&pack).unwrap().len(), size as u64);
+}
+
+/// Where a journal segment's records end: after the 16-byte header, each
+/// record is `SPJB`, its payload length (u64 LE), the payload and 32 bytes.
+fn journal_records_end(raw: &[u8]) -> usize {
+    let mut at = 16;
+    while raw.get(at..at + 4) == Some(b"SPJB") {
+        let n = u64::from_le_bytes(raw[at + 4..at + 12].try_into().unwrap()) as usize;
+        at += 12 + n + 32;
+    }
+    at
 }
 
 #[tokio::test]
