@@ -21,6 +21,7 @@
 
 mod blobs;
 mod export;
+mod indexer;
 mod journal;
 mod schema;
 #[cfg(test)]

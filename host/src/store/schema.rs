@@ -99,6 +99,24 @@ pub(super) fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Open the writer's read-only connection (after `open_rw` migrated the
+/// database): which bodies are stored, and the last pack, between two of the
+/// indexer's transactions.
+pub(super) fn open_lookup(path: &Path) -> Result<Connection, StoreError> {
+    let err = db_err(path);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+    // One lookup per artifact, in the digest index: a different page each
+    // time, like the indexer's (see its cache above), but reads only.
+    conn.pragma_update(None, "cache_size", -8 * 1024)
+        .map_err(&err)?;
+    Ok(conn)
+}
+
 /// Bring `conn` to [`SCHEMA_VERSION`]; refuse a database written by a newer binary.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let err = db_err(path);

@@ -1114,11 +1114,28 @@ async fn a_database_that_refuses_rows_loses_no_acknowledged_artifact() {
         (u.messages, u.unindexed_artifacts, u.index_failing),
         (3, 2, true)
     );
+    // The failed job's bodies are still known to be stored: a repeat is a
+    // sighting, not a second copy.
+    let again = store
+        .put_artifact(origin("s3", "192.0.2.1"), "email", vec![], message(2))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            again,
+            PutOutcome::Stored {
+                new_blob: false,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
     rename("messages_away", "messages");
     store.flush().await.unwrap();
     let u = store.usage();
     assert_eq!((u.unindexed_artifacts, u.index_failing), (0, false));
-    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 4);
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM artifacts"), 3);
     store.close().await;
     assert_eq!(stored_bodies(tmp.path()).len(), 3);
     for n in 1..4 {
@@ -1409,7 +1426,7 @@ fn email_meta_parsing() {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
     };
-    let m = writer::EmailMeta::parse(&pairs(&[
+    let m = indexer::EmailMeta::parse(&pairs(&[
         ("probe", "maybe"),
         ("rcpt_to", "a"),
         ("rcpt_to", "b"),

@@ -1,10 +1,10 @@
-//! The writer thread: owns the SQLite connection, the event log, the journal
-//! and the blob packs, and commits what the handles send it in batches
-//! (group commit). A batch is acknowledged once its journal record (the
-//! envelopes and the new bodies) is fdatasynced. The pack is written behind
-//! it, and the rows go into SQLite with the events, in one transaction per
-//! 50 ms after a pack fdatasync (no WAL fsync: the journal replays them if a
-//! crash or a power loss takes them).
+//! The writer thread: owns the event log, the journal and the blob packs,
+//! and commits what the handles send it in batches (group commit). A batch
+//! is acknowledged once its journal record (the envelopes and the new
+//! bodies) is fdatasynced. The pack is written behind it. Every 50 ms, after
+//! a pack fdatasync, the rows and the events go to the indexer thread
+//! (`indexer.rs`), which puts them into SQLite in one transaction (no WAL
+//! fsync: the journal replays them if a crash or a power loss takes them).
 
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -14,15 +14,16 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cap_std::fs::{Dir, File, OpenOptions};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde_json::{Map, Value};
+use rusqlite::Connection;
+use serde_json::Map;
 use tokio::sync::mpsc;
 
 use super::blobs::{self, KnownBodies, PackWriter};
+use super::indexer::{self, Done, Indexer, Job};
 use super::journal::{self, BodyFate, Entry, Journal, Position};
 use super::{
     DB_FILE, EVENTS_FILE, EventMap, PutError, PutOutcome, PutRequest, Request, Stats, StoreConfig,
-    StoreError, format_ts,
+    StoreError, format_ts, schema,
 };
 
 /// At most this many events are taken into one batch (they are cheap: a line
@@ -68,7 +69,11 @@ pub(super) struct WriterInit {
 
 pub(super) struct Writer {
     dir: Arc<Dir>,
-    conn: Connection,
+    /// Read-only: which bodies the database has, and the last pack.
+    lookup: Connection,
+    /// Owns the read-write connection; declared before `_lock` so it is
+    /// closed before the lock is released.
+    indexer: Indexer,
     events: EventLog,
     packs: PackWriter,
     journal: Journal,
@@ -86,13 +91,16 @@ pub(super) struct Writer {
     wal_unsynced: bool,
     /// Events in the log but not yet indexed.
     unindexed: Vec<EventMap>,
-    /// Acknowledged artifacts (durable in the journal) not yet indexed. The
-    /// journal's position is the one after the last of them: a failed batch
-    /// cuts its record, and the journal rolls only once they are indexed.
+    /// Acknowledged artifacts (durable in the journal) neither indexed nor
+    /// in the indexer's job. With the job's, they run up to the journal's
+    /// position: a failed batch cuts its record, and the journal rolls only
+    /// once they are all indexed.
     unindexed_entries: Vec<Entry>,
     /// For the digests among them: `stored`, as the database will say once
     /// they are indexed (the batches in between decide on it).
     pending_bodies: HashMap<String, bool>,
+    /// The same for the job in flight.
+    in_flight_bodies: HashMap<String, bool>,
     /// Since when something waits to be indexed.
     unindexed_since: Option<Instant>,
     /// The data-directory lock; released when the writer is dropped.
@@ -158,9 +166,12 @@ impl Writer {
                 source,
             },
         )?;
+        let lookup = schema::open_lookup(&db_path)?;
+        let indexer = Indexer::spawn(conn).map_err(StoreError::Thread)?;
         Ok(Writer {
             dir: init.dir,
-            conn,
+            lookup,
+            indexer,
             events,
             packs: PackWriter::new(init.config.pack_roll_bytes),
             journal,
@@ -174,6 +185,7 @@ impl Writer {
             unindexed: Vec::new(),
             unindexed_entries: Vec::new(),
             pending_bodies: HashMap::new(),
+            in_flight_bodies: HashMap::new(),
             unindexed_since: None,
             _lock: init.lock,
         })
@@ -196,19 +208,31 @@ impl Writer {
             } else {
                 Duration::ZERO
             };
-            if let Some(since) = self.unindexed_since {
+            if let Some(since) = self.unindexed_since
+                && !self.indexer.busy()
+            {
                 wait = wait.min(INDEX_DELAY.saturating_sub(since.elapsed()));
             }
-            let first = match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await })
-            {
-                Ok(Some(req)) => Some(req),
-                Ok(None) => {
+            let indexer = &mut self.indexer;
+            let woke = timer.block_on(async {
+                tokio::select! {
+                    r = tokio::time::timeout(wait, rx.recv()) => Ok(r),
+                    done = indexer.finished() => Err(done),
+                }
+            });
+            let first = match woke {
+                Ok(Ok(Some(req))) => Some(req),
+                Ok(Ok(None)) => {
                     // Every handle is gone without close(): shut down cleanly.
                     self.drain_events(&mut events_rx);
                     self.shutdown();
                     return;
                 }
-                Err(_) => None,
+                Ok(Err(_elapsed)) => None,
+                Err(done) => {
+                    self.indexed(done);
+                    None
+                }
             };
             let mut puts = Vec::new();
             let mut control = first.and_then(|req| sort_request(req, &mut puts));
@@ -238,14 +262,16 @@ impl Writer {
                 #[cfg(test)]
                 Some(Request::Crash) => {
                     let Writer {
-                        conn,
+                        lookup,
+                        indexer,
                         events,
                         _lock,
                         ..
                     } = self;
                     // Like a killed process: no flush of buffers, no close of
                     // the database; only the flock goes away.
-                    std::mem::forget(conn);
+                    indexer.crash();
+                    std::mem::forget(lookup);
                     std::mem::forget(events);
                     drop(_lock);
                     return;
@@ -282,78 +308,111 @@ impl Writer {
             .unindexed_since
             .is_some_and(|since| since.elapsed() >= INDEX_DELAY);
         if due || self.unindexed.len() + self.unindexed_entries.len() >= INDEX_BATCH {
-            self.index_deferred();
+            self.start_index();
         }
         if let Err(e) = self.events.end_batch() {
             tracing::warn!("event log write failed: {e}");
         }
     }
 
-    /// Index the events and artifacts waiting since the last deferred
-    /// batch, in one transaction without fsync (`flush`, a journal roll and
-    /// shutdown sync it). On failure the artifacts stay (they are
-    /// acknowledged) and are tried again after [`INDEX_DELAY`]; the events
-    /// are only in the log then. Returns whether nothing is left waiting.
-    fn index_deferred(&mut self) -> bool {
+    /// Hand the events and artifacts waiting since the last job to the
+    /// indexer, unless a job is in flight (its end starts the next one).
+    /// The pack is fdatasynced first: rows naming its bytes may become
+    /// durable (a checkpoint) before the next flush.
+    fn start_index(&mut self) {
+        if self.indexer.busy() {
+            return;
+        }
         self.unindexed_since = None;
         if self.unindexed.is_empty() && self.unindexed_entries.is_empty() {
-            return true;
+            return;
         }
         let events = std::mem::take(&mut self.unindexed);
-        let result = (|| -> Result<(), String> {
-            // Rows naming pack bytes may become durable (a checkpoint) before
-            // the next flush: the bytes must be durable first.
-            self.packs
-                .sync()
-                .map_err(|e| format!("cannot fdatasync the blob pack: {e}"))?;
-            let sql = |e: rusqlite::Error| e.to_string();
-            let tx = self.conn.transaction().map_err(sql)?;
-            index_entries(&tx, &self.unindexed_entries).map_err(sql)?;
-            if !self.unindexed_entries.is_empty() {
-                journal::record_position(&tx, self.journal.position()).map_err(sql)?;
+        let entries = std::mem::take(&mut self.unindexed_entries);
+        let job = Job {
+            entries,
+            events,
+            position: self.journal.position(),
+        };
+        if let Err(e) = self.packs.sync() {
+            let result = Err(format!("cannot fdatasync the blob pack: {e}"));
+            return self.indexed(Done { result, job });
+        }
+        match self.indexer.send(job) {
+            Ok(()) => self.in_flight_bodies = std::mem::take(&mut self.pending_bodies),
+            Err(job) => {
+                let result = Err("the indexer thread stopped".into());
+                self.indexed(Done { result, job });
             }
-            for ev in &events {
-                if let Err(e) = index_event(&tx, ev) {
-                    tracing::warn!(eventid = ?ev.get("eventid"), "cannot index event: {e}");
-                }
-            }
-            tx.commit().map_err(sql)
-        })();
+        }
+    }
+
+    /// A job's outcome. On failure its artifacts (acknowledged) wait again,
+    /// ahead of the newer ones, and are sent again after [`INDEX_DELAY`];
+    /// its events are only in the log then.
+    fn indexed(&mut self, done: Done) {
+        let Done { result, job } = done;
         match result {
             Ok(()) => {
                 self.wal_unsynced = true;
-                self.unindexed_entries.clear();
-                self.pending_bodies.clear();
-                self.stats.unindexed_artifacts.store(0, Ordering::Relaxed);
+                self.in_flight_bodies.clear();
                 if self.stats.index_failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("the capture database takes rows again");
                 }
-                true
             }
             Err(e) => {
                 // Warn once per streak of failures.
                 if !self.stats.index_failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
-                        artifacts = self.unindexed_entries.len(),
-                        events = events.len(),
+                        artifacts = job.entries.len(),
+                        events = job.events.len(),
                         "cannot index into the capture database, will retry: {e}"
                     );
                 }
-                if !self.unindexed_entries.is_empty() {
+                if !job.entries.is_empty() {
+                    let newer = std::mem::replace(&mut self.unindexed_entries, job.entries);
+                    self.unindexed_entries.extend(newer);
                     self.unindexed_since = Some(Instant::now());
                 }
-                false
+                // Decisions of later batches are newer than the job's.
+                for (sha256, stored) in self.in_flight_bodies.drain() {
+                    self.pending_bodies.entry(sha256).or_insert(stored);
+                }
             }
         }
+        self.count_unindexed();
+    }
+
+    /// Index everything waiting now and wait for it (flush, a journal roll,
+    /// shutdown). Returns whether nothing is left waiting.
+    fn index_all(&mut self) -> bool {
+        for _ in 0..2 {
+            // The job in flight, then one with everything after it.
+            if let Some(done) = self.indexer.wait() {
+                self.indexed(done);
+            }
+            self.start_index();
+        }
+        if let Some(done) = self.indexer.wait() {
+            self.indexed(done);
+        }
+        self.unindexed_entries.is_empty()
+    }
+
+    fn count_unindexed(&self) {
+        let n = self.unindexed_entries.len() + self.indexer.in_flight();
+        self.stats
+            .unindexed_artifacts
+            .store(n as u64, Ordering::Relaxed);
     }
 
     /// One durable batch of artifacts; each caller hears the outcome only
     /// after its body and its journal record are on disk.
     fn commit_puts(&mut self, mut puts: Vec<PutRequest>) {
-        if self.unindexed_entries.len() >= MAX_UNINDEXED_ARTIFACTS {
+        let unindexed = self.unindexed_entries.len() + self.indexer.in_flight();
+        if unindexed >= MAX_UNINDEXED_ARTIFACTS {
             let msg = format!(
-                "the capture database has not taken the rows of {} acknowledged artifacts; refusing more until it does",
-                self.unindexed_entries.len()
+                "the capture database has not taken the rows of {unindexed} acknowledged artifacts; refusing more until it does"
             );
             for p in puts {
                 let _ = p.reply.send(Err(PutError::Io(msg.clone())));
@@ -365,9 +424,7 @@ impl Writer {
                 self.stats.put_batches.fetch_add(1, Ordering::Relaxed);
                 self.apply(done.delta);
                 self.unindexed_entries.extend(done.entries);
-                self.stats
-                    .unindexed_artifacts
-                    .store(self.unindexed_entries.len() as u64, Ordering::Relaxed);
+                self.count_unindexed();
                 self.pending_bodies.extend(done.bodies);
                 self.unindexed_since.get_or_insert_with(Instant::now);
                 for (p, outcome) in puts.into_iter().zip(done.outcomes) {
@@ -428,7 +485,7 @@ impl Writer {
     /// The database is durable up to the journal's position: start a new
     /// segment and delete the old ones.
     fn roll_journal(&mut self) {
-        if !self.index_deferred() {
+        if !self.index_all() {
             return; // the segment keeps growing until the database takes rows
         }
         let result = sync_wal(&self.dir).and_then(|()| {
@@ -457,9 +514,10 @@ impl Writer {
     fn transact_inner(&mut self, puts: &mut [PutRequest]) -> Result<Batch, String> {
         let mut ctx = PutCtx {
             dir: &self.dir,
-            conn: &self.conn,
+            conn: &self.lookup,
             packs: &mut self.packs,
             pending: &self.pending_bodies,
+            in_flight: &self.in_flight_bodies,
             bodies: HashMap::new(),
             quota_bytes: self.quota_bytes,
             blob_bytes: self.blob_bytes,
@@ -498,7 +556,7 @@ impl Writer {
     /// flush(): everything into the database, the event log and the WAL's
     /// commits to disk.
     fn sync_to_disk(&mut self) -> Result<(), PutError> {
-        if !self.index_deferred() {
+        if !self.index_all() {
             return Err(PutError::Io(
                 "the capture database does not take rows (see the log); acknowledged artifacts are safe in the journal".into(),
             ));
@@ -518,16 +576,11 @@ impl Writer {
         if let Err(e) = self.sync_to_disk() {
             tracing::warn!("capture store shutdown: {e}");
         }
-        // Fold the WAL into the database so the directory is a single file
-        // plus blobs for copying; best effort.
-        if let Err(e) = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        {
-            tracing::debug!("WAL checkpoint at close failed: {e}");
-        }
+        let Writer { indexer, _lock, .. } = self;
+        // Checkpoints the WAL into the database and closes it.
+        indexer.close();
         tracing::info!("capture store closed");
-        // Dropping self closes the database and releases the lock.
+        drop(_lock);
     }
 }
 
@@ -577,6 +630,7 @@ struct PutCtx<'a> {
     packs: &'a mut PackWriter,
     /// Decided by earlier batches, not yet in the database.
     pending: &'a HashMap<String, bool>,
+    in_flight: &'a HashMap<String, bool>,
     /// Decided by this batch.
     bodies: HashMap<String, bool>,
     quota_bytes: u64,
@@ -589,9 +643,13 @@ struct PutCtx<'a> {
 /// and return its outcome and its journal entry.
 fn put_one(ctx: &mut PutCtx<'_>, p: &mut PutRequest) -> Result<(PutOutcome, Entry), String> {
     let size = p.data.len() as u64;
-    let existing = match ctx.bodies.get(&p.sha256).or(ctx.pending.get(&p.sha256)) {
+    let decided = (ctx.bodies.get(&p.sha256))
+        .or_else(|| ctx.pending.get(&p.sha256))
+        .or_else(|| ctx.in_flight.get(&p.sha256));
+    let existing = match decided {
         Some(stored) => Some(*stored),
-        None => stored_state(ctx.conn, &p.sha256).map_err(|e| format!("database error: {e}"))?,
+        None => indexer::stored_state(ctx.conn, &p.sha256)
+            .map_err(|e| format!("database error: {e}"))?,
     };
     let body = if existing == Some(true) {
         BodyFate::Known
@@ -675,153 +733,6 @@ fn put_one(ctx: &mut PutCtx<'_>, p: &mut PutRequest) -> Result<(PutOutcome, Entr
         }
     };
     Ok((outcome, entry))
-}
-
-/// `Some(stored)` if `artifacts` has a row for the digest.
-fn stored_state(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<bool>> {
-    conn.prepare_cached("SELECT stored FROM artifacts WHERE sha256 = ?1")?
-        .query_row([sha256], |r| r.get::<_, i64>(0).map(|s| s != 0))
-        .optional()
-}
-
-/// Insert one artifact's rows as its entry says: the `artifacts` row (new,
-/// or one more sighting) and its `messages`+`recipients` or
-/// `artifact_sightings` row. `existing` is [`stored_state`] before it.
-fn apply_entry(tx: &Transaction<'_>, e: &Entry, existing: Option<bool>) -> rusqlite::Result<()> {
-    let (stored, stored_size, pack, pack_offset) = match e.body {
-        BodyFate::Known => (true, None, None, None),
-        BodyFate::Packed {
-            pack,
-            offset,
-            stored_len,
-        } => (true, Some(stored_len), Some(pack), Some(offset)),
-        BodyFate::OverQuota => (false, Some(0), None, None),
-    };
-    match (existing, stored_size) {
-        (Some(_), None) => {
-            tx.prepare_cached(
-                "UPDATE artifacts SET seen_count = seen_count + 1,
-                     first_seen = MIN(first_seen, ?2), last_seen = MAX(last_seen, ?2)
-                 WHERE sha256 = ?1",
-            )?
-            .execute(params![e.sha256, e.ts])?;
-        }
-        (Some(_), Some(stored_size)) => {
-            tx.prepare_cached(
-                "UPDATE artifacts SET stored = ?2, stored_size = ?3,
-                     seen_count = seen_count + 1,
-                     first_seen = MIN(first_seen, ?4), last_seen = MAX(last_seen, ?4),
-                     pack = ?5, pack_offset = ?6
-                 WHERE sha256 = ?1",
-            )?
-            .execute(params![
-                e.sha256,
-                stored,
-                stored_size,
-                e.ts,
-                pack,
-                pack_offset
-            ])?;
-        }
-        (None, stored_size) => {
-            // A `Known` body without a row happens only in a replay over a
-            // database that lost more than the journal holds: keep the
-            // sighting, flagged as not stored.
-            let stored = stored && stored_size.is_some();
-            tx.prepare_cached(
-                "INSERT INTO artifacts (sha256, kind, size, stored_size, stored, first_seen,
-                     last_seen, seen_count, pack, pack_offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1, ?7, ?8)",
-            )?
-            .execute(params![
-                e.sha256,
-                e.kind,
-                e.size,
-                stored_size.unwrap_or(0),
-                stored,
-                e.ts,
-                pack,
-                pack_offset
-            ])?;
-        }
-    }
-    let stored = stored && (existing.is_some() || stored_size.is_some());
-    if e.kind == "email" {
-        let m = EmailMeta::parse(&e.meta);
-        let extra = (!m.extra.is_empty()).then(|| pairs_json(&m.extra));
-        tx.prepare_cached(
-            "INSERT INTO messages (session, ts, sensor, src_ip, src_port, dst_port, plugin,
-                 helo, mail_from, rcpt_count, size, sha256, stored, via, target_host, probe,
-                 queue_id, persona, extra_meta)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19)",
-        )?
-        .execute(params![
-            e.session,
-            e.ts,
-            e.sensor,
-            e.src_ip,
-            e.src_port,
-            e.dst_port,
-            e.plugin,
-            m.helo,
-            m.mail_from,
-            m.rcpt_to.len() as i64,
-            e.size,
-            e.sha256,
-            stored,
-            m.via,
-            m.target_host,
-            m.probe,
-            m.queue_id,
-            m.persona,
-            extra,
-        ])?;
-        let message_id = tx.last_insert_rowid();
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO recipients (message_id, position, address) VALUES (?1, ?2, ?3)",
-        )?;
-        for (i, addr) in m.rcpt_to.iter().enumerate() {
-            ins.execute(params![message_id, i as i64, addr])?;
-        }
-    } else {
-        tx.prepare_cached(
-            "INSERT INTO artifact_sightings
-                 (sha256, session, ts, sensor, src_ip, src_port, dst_port, plugin, kind, meta)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            e.sha256,
-            e.session,
-            e.ts,
-            e.sensor,
-            e.src_ip,
-            e.src_port,
-            e.dst_port,
-            e.plugin,
-            e.kind,
-            pairs_json(&e.meta),
-        ])?;
-    }
-    Ok(())
-}
-
-/// The rows of acknowledged artifacts, in the order they were decided: the
-/// deferred index and a journal replay are the same code.
-fn index_entries(tx: &Transaction<'_>, entries: &[Entry]) -> rusqlite::Result<()> {
-    for e in entries {
-        let existing = stored_state(tx, &e.sha256)?;
-        apply_entry(tx, e, existing)?;
-        if let BodyFate::Packed {
-            pack,
-            offset,
-            stored_len,
-        } = e.body
-        {
-            blobs::extend_pack_row(tx, pack, offset, stored_len)?;
-        }
-    }
-    Ok(())
 }
 
 /// Replay what the journal holds past the database's position, make the
@@ -908,7 +819,7 @@ fn replay_batch(
     }
     let sql = |e: rusqlite::Error| format!("database error: {e}");
     let tx = conn.transaction().map_err(sql)?;
-    index_entries(&tx, &entries).map_err(sql)?;
+    indexer::index_entries(&tx, &entries).map_err(sql)?;
     journal::record_position(&tx, position).map_err(sql)?;
     tx.commit().map_err(sql)?;
     Ok(entries.len())
@@ -934,191 +845,6 @@ fn quota_event(p: &PutRequest, quota_bytes: u64, blob_bytes: u64, needed: u64) -
     m.insert("size".into(), (p.data.len() as u64).into());
     m.insert("stored_size".into(), needed.into());
     m
-}
-
-/// `[["key","value"], ...]`: keeps order and repeated keys.
-fn pairs_json(pairs: &[(String, String)]) -> String {
-    let v: Vec<[&str; 2]> = pairs
-        .iter()
-        .map(|(k, v)| [k.as_str(), v.as_str()])
-        .collect();
-    serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
-}
-
-/// The envelope of an email artifact, from its meta pairs.
-#[derive(Default, Debug)]
-pub(super) struct EmailMeta {
-    helo: Option<String>,
-    mail_from: Option<String>,
-    rcpt_to: Vec<String>,
-    target_host: Option<String>,
-    via: Option<String>,
-    probe: Option<bool>,
-    queue_id: Option<String>,
-    persona: Option<String>,
-    /// Unknown keys, repeats of single-valued keys, unparsable `probe`.
-    extra: Vec<(String, String)>,
-}
-
-impl EmailMeta {
-    pub(super) fn parse(meta: &[(String, String)]) -> EmailMeta {
-        let mut m = EmailMeta::default();
-        for (k, v) in meta {
-            let slot = match k.as_str() {
-                "rcpt_to" => {
-                    m.rcpt_to.push(v.clone());
-                    continue;
-                }
-                "probe" if m.probe.is_none() => {
-                    match v.as_str() {
-                        "true" => m.probe = Some(true),
-                        "false" => m.probe = Some(false),
-                        _ => m.extra.push((k.clone(), v.clone())),
-                    }
-                    continue;
-                }
-                "helo" => &mut m.helo,
-                "mail_from" => &mut m.mail_from,
-                "target_host" => &mut m.target_host,
-                "via" => &mut m.via,
-                "queue_id" => &mut m.queue_id,
-                "persona" => &mut m.persona,
-                _ => {
-                    m.extra.push((k.clone(), v.clone()));
-                    continue;
-                }
-            };
-            if slot.is_none() {
-                *slot = Some(v.clone());
-            } else {
-                m.extra.push((k.clone(), v.clone()));
-            }
-        }
-        m
-    }
-}
-
-/// A field as text: strings as is, numbers and booleans printed, arrays and
-/// objects as JSON, null/missing as None.
-fn text(ev: &EventMap, key: &str) -> Option<String> {
-    match ev.get(key)? {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// A field as an integer: JSON numbers (clamped) or numeric strings.
-fn int(ev: &EventMap, key: &str) -> Option<i64> {
-    match ev.get(key)? {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_u64().map(|_| i64::MAX))
-            .or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// Index one event into the report tables (events the store does not know
-/// are only in the event log).
-fn index_event(tx: &Transaction<'_>, ev: &EventMap) -> rusqlite::Result<()> {
-    let Some(eventid) = ev.get("eventid").and_then(Value::as_str) else {
-        return Ok(());
-    };
-    let ts = text(ev, "timestamp").unwrap_or_else(|| format_ts(&chrono::Utc::now()));
-    match eventid {
-        "session.open" => {
-            let Some(session) = text(ev, "session") else {
-                return Ok(());
-            };
-            tx.prepare_cached(
-                "INSERT INTO sessions (session, sensor, src_ip, src_port, dst_port, plugin, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(session) DO UPDATE SET
-                     sensor = excluded.sensor, src_ip = excluded.src_ip,
-                     src_port = excluded.src_port, dst_port = excluded.dst_port,
-                     plugin = excluded.plugin, started_at = excluded.started_at",
-            )?
-            .execute(params![
-                session,
-                text(ev, "sensor"),
-                text(ev, "src_ip"),
-                int(ev, "src_port"),
-                int(ev, "dst_port"),
-                text(ev, "plugin"),
-                ts,
-            ])?;
-        }
-        "session.close" => {
-            let Some(session) = text(ev, "session") else {
-                return Ok(());
-            };
-            // Upsert: the open may be missing (lost, or before this store).
-            tx.prepare_cached(
-                "INSERT INTO sessions (session, sensor, src_ip, src_port, dst_port, plugin,
-                     ended_at, duration_ms, bytes_in, bytes_out, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT(session) DO UPDATE SET
-                     ended_at = excluded.ended_at, duration_ms = excluded.duration_ms,
-                     bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out,
-                     reason = excluded.reason",
-            )?
-            .execute(params![
-                session,
-                text(ev, "sensor"),
-                text(ev, "src_ip"),
-                int(ev, "src_port"),
-                int(ev, "dst_port"),
-                text(ev, "plugin"),
-                ts,
-                int(ev, "duration_ms"),
-                int(ev, "bytes_in"),
-                int(ev, "bytes_out"),
-                text(ev, "reason"),
-            ])?;
-        }
-        "proxy.request" => {
-            tx.prepare_cached(
-                "INSERT INTO requests (session, ts, sensor, src_ip, dst_port, plugin,
-                     module, kind, target_host, target_port)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                text(ev, "session"),
-                ts,
-                text(ev, "sensor"),
-                text(ev, "src_ip"),
-                int(ev, "dst_port"),
-                text(ev, "plugin"),
-                text(ev, "module"),
-                text(ev, "kind"),
-                text(ev, "target_host"),
-                int(ev, "target_port"),
-            ])?;
-        }
-        "credential" => {
-            tx.prepare_cached(
-                "INSERT INTO credentials (session, ts, sensor, src_ip, dst_port, plugin,
-                     protocol, mechanism, username, password)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                text(ev, "session"),
-                ts,
-                text(ev, "sensor"),
-                text(ev, "src_ip"),
-                int(ev, "dst_port"),
-                text(ev, "plugin"),
-                text(ev, "protocol"),
-                text(ev, "mechanism"),
-                text(ev, "username"),
-                text(ev, "password"),
-            ])?;
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// Prefix of rotated event logs: `events-<UTC>.jsonl`, `events-<UTC>-<n>.jsonl`.
