@@ -20,7 +20,8 @@
 //!   (deadlines, memory caps, traps).
 //! - [`host_api`]: what a plugin may ask of the host (events, artifacts, logs), metered.
 //! - [`store`]: the capture store — the journal acknowledgements wait for,
-//!   SQLite, content-addressed bodies, `events.jsonl`.
+//!   SQLite (indexed behind it on a thread of its own), content-addressed
+//!   bodies, `events.jsonl`.
 //! - [`events`]: the event vocabulary's common fields.
 //! - [`registry`]: plugins by name, loaded from the plugin directory.
 //! - [`native`]: plugins linked in as plain Rust, to measure the sandbox's cost.

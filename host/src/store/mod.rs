@@ -5,17 +5,20 @@
 //! * `spampot.db` (SQLite, WAL): events indexed into report tables, and the
 //!   durable record of every artifact (messages, recipients, uploads...).
 //! * `blobs/pack-000001.pack`, …: artifact bodies, zstd-compressed, stored
-//!   once, appended to pack files (one write and one fdatasync per batch).
-//!   Older data directories also have `blobs/ab/cd/<sha256>.zst`, still read.
+//!   once, appended to pack files (written behind the journal, fdatasynced
+//!   before their rows are indexed). Older data directories also have
+//!   `blobs/ab/cd/<sha256>.zst`, still read.
 //! * `journal/journal-000001.log`, …: each batch of artifacts, fdatasynced
-//!   before it is acknowledged and replayed into the database after a power
-//!   loss (`journal.rs`).
+//!   before it is acknowledged and replayed into the database after a crash
+//!   or a power loss (`journal.rs`).
 //!
-//! One dedicated writer thread owns the database connection and the event log.
-//! [`CaptureStore::put_artifact`] returns only after the body and its rows are
-//! on disk (group commit: one pack fdatasync, one journal fdatasync and one
-//! transaction per batch of concurrent callers). See `docs/store.md` for the
-//! full contract.
+//! The writer thread (`writer.rs`) owns the event log, the journal and the
+//! packs: [`CaptureStore::put_artifact`] returns once the batch's journal
+//! record, bodies included, is on disk (group commit: one fdatasync per
+//! batch of concurrent callers). The indexer thread (`indexer.rs`) owns the
+//! read-write database connection and puts the rows of artifacts and events
+//! in behind it, one transaction per 50 ms. See `docs/store.md` for the full
+//! contract.
 //!
 //! The module is self-contained: it uses no other module of the crate.
 
