@@ -80,6 +80,10 @@ pub struct StoreConfig {
     pub pack_roll_bytes: u64,
     /// Start a new journal segment (and delete the old) past this many bytes.
     pub journal_roll_bytes: u64,
+    /// Acknowledged artifacts whose rows the database has not taken (it
+    /// keeps failing: disk full, a broken file) before new artifacts are
+    /// refused with an error instead of piling up in memory.
+    pub max_unindexed_artifacts: usize,
 }
 
 impl Default for StoreConfig {
@@ -102,6 +106,12 @@ impl Default for StoreConfig {
             events_rotate_bytes: 256 << 20,
             pack_roll_bytes: blobs::PACK_ROLL_BYTES,
             journal_roll_bytes: journal::SEGMENT_ROLL_BYTES,
+            // Each waiting artifact holds its envelope in memory (a few dozen
+            // short strings for a message of 9 recipients). At the thousands
+            // of messages a second a busy sensor takes, a database refusing
+            // every row reaches this within a minute: long enough to ride out
+            // a hiccup, short enough to fail loudly.
+            max_unindexed_artifacts: 64 * 1024,
         }
     }
 }

@@ -13,6 +13,7 @@ fn config(data_dir: &Path) -> StoreConfig {
         events_rotate_bytes: 0,
         pack_roll_bytes: blobs::PACK_ROLL_BYTES,
         journal_roll_bytes: journal::SEGMENT_ROLL_BYTES,
+        max_unindexed_artifacts: 64 * 1024,
     }
 }
 
@@ -1151,6 +1152,49 @@ async fn a_database_that_refuses_rows_loses_no_acknowledged_artifact() {
         .unwrap()
         .len();
     assert_eq!(size as u64, len);
+}
+
+#[tokio::test]
+async fn past_the_cap_of_unindexed_artifacts_new_ones_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.max_unindexed_artifacts = 2;
+    let store = CaptureStore::open(cfg).unwrap();
+    store.flush().await.unwrap();
+    let rename = |from: &str, to: &str| {
+        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}"))
+            .unwrap();
+    };
+    rename("messages", "messages_away");
+    for n in 1..3 {
+        store
+            .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(n))
+            .await
+            .unwrap();
+    }
+    // Make sure the two were tried (and refused) by the database.
+    store.flush().await.unwrap_err();
+    let err = store
+        .put_artifact(origin("s2", "192.0.2.1"), "email", vec![], message(3))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("refusing more until it does"),
+        "{err}"
+    );
+    assert_eq!(store.usage().unindexed_artifacts, 2);
+    // Once the database takes rows again, so does the store.
+    rename("messages_away", "messages");
+    store.flush().await.unwrap();
+    store
+        .put_artifact(origin("s2", "192.0.2.1"), "email", vec![], message(3))
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
 }
 
 #[tokio::test]

@@ -47,11 +47,6 @@ const INDEX_DELAY: Duration = Duration::from_millis(50);
 /// bounded in a flood.
 const INDEX_BATCH: usize = 4096;
 
-/// Acknowledged artifacts whose rows the database has not taken (it keeps
-/// failing: disk full, a broken file) before new artifacts are refused
-/// with an error instead of piling up in memory.
-const MAX_UNINDEXED_ARTIFACTS: usize = 64 * 1024;
-
 /// How often the writer takes the queued events when no artifact wakes it
 /// sooner: the most an event waits before it is in the event log. Recording
 /// an event never wakes the writer (see `Inner::events_tx`).
@@ -82,6 +77,8 @@ pub(super) struct Writer {
     stats: Arc<Stats>,
     quota_bytes: u64,
     max_batch: usize,
+    /// See [`StoreConfig::max_unindexed_artifacts`].
+    max_unindexed: usize,
     /// Compressed bytes of all stored blobs (committed).
     blob_bytes: u64,
     /// A `store.quota` event was written since open.
@@ -179,6 +176,7 @@ impl Writer {
             stats: init.stats,
             quota_bytes: init.config.quota_bytes,
             max_batch: init.config.max_batch.max(1),
+            max_unindexed: init.config.max_unindexed_artifacts,
             blob_bytes,
             quota_reported: false,
             wal_unsynced: false,
@@ -410,7 +408,7 @@ impl Writer {
     /// after its body and its journal record are on disk.
     fn commit_puts(&mut self, mut puts: Vec<PutRequest>) {
         let unindexed = self.unindexed_entries.len() + self.indexer.in_flight();
-        if unindexed >= MAX_UNINDEXED_ARTIFACTS {
+        if unindexed >= self.max_unindexed {
             let msg = format!(
                 "the capture database has not taken the rows of {unindexed} acknowledged artifacts; refusing more until it does"
             );
