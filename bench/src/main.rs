@@ -431,7 +431,7 @@ async fn idle_sessions(n: usize) -> Result<()> {
     let before = rss_kib(pid)?;
     let mut open = Vec::with_capacity(n);
     let started = Instant::now();
-    // Open in waves of 200 so the accept queue never overflows.
+    // Open in waves of 200 (the sensor's accept queue holds 4,096).
     while open.len() + warm.len() < n {
         let wave = (n - open.len() - warm.len()).min(200);
         let mut tasks = Vec::with_capacity(wave);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
@@ -136,7 +136,7 @@ impl Listener {
             )
         })?;
         let addr = SocketAddr::new(self.bind, bound_port);
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
+        let listener = listen(addr).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied && bound_port < 1024 {
                 " (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --port-offset 10000)"
             } else {
@@ -198,6 +198,26 @@ impl Listener {
     pub fn end_sessions_now(&self) {
         let _ = self.end_sessions.send(true);
     }
+}
+
+/// Connections the kernel completes and queues for `accept` before it
+/// drops new SYNs (the client retries after a second). tokio's `bind`
+/// uses 128, std's value: 200 loopback connects at once overflowed it, and
+/// a burst of real abusers would too. The kernel caps the value at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4).
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Bind and listen like `TcpListener::bind` (SO_REUSEADDR, so a restarted
+/// sensor gets its ports back at once), with [`ACCEPT_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 async fn accept_loop(
@@ -265,4 +285,36 @@ fn admit(
         listener.sessions_now.fetch_sub(1, Relaxed);
         drop(permit);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst larger than tokio's default backlog (128) is queued by the
+    /// kernel, not dropped: nothing accepts here, so every connect below
+    /// completes only if the accept queue holds it. A dropped SYN would be
+    /// retried after a second, far past the timeout.
+    #[tokio::test]
+    async fn a_burst_of_connects_waits_in_the_accept_queue() {
+        // The kernel caps the backlog at net.core.somaxconn (128 before
+        // Linux 5.4): stay under it.
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        let burst = 600.min(somaxconn.saturating_sub(8));
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connected = tokio::task::spawn_blocking(move || {
+            (0..burst)
+                .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.len())
+        })
+        .await
+        .unwrap();
+        assert_eq!(connected.unwrap(), burst);
+        drop(listener);
+    }
 }
