@@ -104,12 +104,7 @@ pub(super) fn open_rw(path: &Path) -> Result<Connection, StoreError> {
 /// indexer's transactions.
 pub(super) fn open_lookup(path: &Path) -> Result<Connection, StoreError> {
     let err = db_err(path);
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(&err)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+    let conn = open_read_only(path).map_err(&err)?;
     // One lookup per artifact, in the digest index: a different page each
     // time, like the indexer's (see its cache above), but reads only.
     conn.pragma_update(None, "cache_size", -8 * 1024)
@@ -161,12 +156,7 @@ pub(super) fn open_ro(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     let err = db_err(path);
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(&err)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+    let conn = open_read_only(path).map_err(&err)?;
     check_application_id(&conn, path)?;
     let version = user_version(&conn).map_err(&err)?;
     if !(0..=SCHEMA_VERSION).contains(&version) {
@@ -188,5 +178,14 @@ pub(super) fn open_ro(path: &Path) -> Result<Connection, StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
+    Ok(conn)
+}
+
+fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }

@@ -1082,17 +1082,21 @@ async fn failed_blob_write_fails_the_put_and_recovers() {
     assert_eq!(stored_bodies(tmp.path()), [sha]);
 }
 
+/// Rename a table behind the store's back: with `messages` gone, the
+/// database refuses the rows of every email.
+fn rename_table(data: &Path, from: &str, to: &str) {
+    let conn = Connection::open(data.join(DB_FILE)).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn.execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}"))
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_database_that_refuses_rows_loses_no_acknowledged_artifact() {
     let tmp = tempfile::tempdir().unwrap();
     let store = CaptureStore::open(config(tmp.path())).unwrap();
-    let rename = |from: &str, to: &str| {
-        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
-        conn.execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}"))
-            .unwrap();
-    };
+    let rename = |from: &str, to: &str| rename_table(tmp.path(), from, to);
     store
         .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(1))
         .await
@@ -1161,13 +1165,7 @@ async fn past_the_cap_of_unindexed_artifacts_new_ones_are_refused() {
     cfg.max_unindexed_artifacts = 2;
     let store = CaptureStore::open(cfg).unwrap();
     store.flush().await.unwrap();
-    let rename = |from: &str, to: &str| {
-        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
-        conn.execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}"))
-            .unwrap();
-    };
+    let rename = |from: &str, to: &str| rename_table(tmp.path(), from, to);
     rename("messages", "messages_away");
     for n in 1..3 {
         store
