@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use spampot_blackbox::{Client, TestSensor, WAIT, messages, require, spampot_bin};
+use spampot_blackbox::{Client, TestSensor, WAIT, require, spampot_bin};
 
 const SMTP: u16 = 25;
 
@@ -226,17 +226,26 @@ async fn sigkill_during_load_loses_no_acknowledged_message() {
     }
     assert!(acked.len() >= 200, "{} acknowledged", acked.len());
 
-    // Reopen the data directory as a restarted sensor would: rows the
-    // database had not taken yet come back from the journal.
-    let store = spampot::store::CaptureStore::open(spampot::store::StoreConfig {
-        data_dir: dir.path().join("data"),
-        ..Default::default()
-    })
-    .expect("reopen the store");
-    store.close().await;
-    let stored: HashSet<String> = messages(&dir.path().join("data"))
-        .iter()
-        .map(|m| m["sha256"].as_str().unwrap().to_owned())
+    // What an analyst runs after the crash: `spampot export` first replays
+    // the rows the database had not taken yet from the journal.
+    let export = Command::new(&bin)
+        .args(["export", "--what", "messages", "--data"])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run spampot export");
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let stored: HashSet<String> = String::from_utf8(export.stdout)
+        .expect("utf-8 export")
+        .lines()
+        .map(|l| {
+            let m: serde_json::Value = serde_json::from_str(l).expect("export line is JSON");
+            m["sha256"].as_str().unwrap().to_owned()
+        })
         .collect();
     eprintln!(
         "{} messages acknowledged before SIGKILL, {} in the store",

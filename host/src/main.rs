@@ -310,6 +310,7 @@ fn run(command: Command) -> Result<()> {
             max_bodies,
             output,
         } => {
+            catch_up(&data);
             let mut opts = spampot_report::ReportOptions::new(data);
             opts.since = since;
             opts.until = until;
@@ -393,6 +394,7 @@ fn run(command: Command) -> Result<()> {
                 Format::Jsonl => ExportFormat::Jsonl,
                 Format::Csv => ExportFormat::Csv,
             };
+            catch_up(&data);
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             store::export(&data, what, format, &mut out)?;
@@ -402,11 +404,33 @@ fn run(command: Command) -> Result<()> {
         Command::Show {
             item: ShowItem::Message { sha256, data },
         } => {
+            catch_up(&data);
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             store::show_message(&data, &sha256, &mut out)?;
             Ok(())
         }
+    }
+}
+
+/// Before an offline command reads `data`: replay what a sensor that
+/// stopped without indexing it left in the journal. Reading goes on either
+/// way; without the replay the last batches before the stop are missing.
+fn catch_up(data: &std::path::Path) {
+    let replay = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(store::StoreError::Thread)
+        .and_then(|rt| rt.block_on(store::catch_up(data)));
+    match replay {
+        Ok(store::CatchUp::Replayed) => tracing::info!(
+            data = %data.display(),
+            "replayed the journal: artifacts acknowledged before the sensor stopped are in the database now"
+        ),
+        Ok(store::CatchUp::UpToDate | store::CatchUp::SensorRunning) => {}
+        Err(e) => tracing::warn!(
+            data = %data.display(),
+            "cannot replay the journal ({e}); artifacts acknowledged just before the sensor stopped are missing until it starts again"
+        ),
     }
 }
 

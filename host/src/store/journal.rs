@@ -342,6 +342,24 @@ pub(super) fn read_records(dir: &Dir, id: i64, from: u64) -> io::Result<Vec<(Vec
     Ok(out)
 }
 
+/// Whether the journal holds a complete batch past the database's position
+/// (`conn`, read-only): what a sensor that stopped without indexing it
+/// (a crash, a kill) left to replay.
+pub(super) fn has_unindexed(dir: &Dir, conn: &Connection) -> io::Result<bool> {
+    let from = recorded_position(conn).map_err(io::Error::other)?;
+    for id in segment_ids(dir) {
+        let start = match from {
+            Some(p) if id < p.segment => continue,
+            Some(p) if id == p.segment => p.offset,
+            _ => 0,
+        };
+        if !read_records(dir, id, start)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The database's journal position, if any batch was ever committed.
 pub(super) fn recorded_position(conn: &Connection) -> rusqlite::Result<Option<Position>> {
     use rusqlite::OptionalExtension;

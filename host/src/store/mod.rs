@@ -368,6 +368,46 @@ fn open_data_dir(data_dir: &Path) -> Result<Dir, StoreError> {
     Dir::open_ambient_dir(data_dir, ambient_authority()).map_err(io_err(data_dir))
 }
 
+/// What [`catch_up`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// The database holds every acknowledged artifact (or there is no
+    /// database of this version to read: the command says so itself).
+    UpToDate,
+    /// A running sensor holds the directory and indexes them itself.
+    SensorRunning,
+    /// The journal's batches past the database were replayed into it.
+    Replayed,
+}
+
+/// Before an offline command reads a data directory: if its sensor stopped
+/// (a crash, a kill) with acknowledged artifacts not yet in the database,
+/// replay the journal into it, as the sensor's next start would. Needs
+/// write access only when there is something to replay.
+pub async fn catch_up(data_dir: &Path) -> Result<CatchUp, StoreError> {
+    let Ok(conn) = schema::open_ro(&data_dir.join(DB_FILE)) else {
+        return Ok(CatchUp::UpToDate);
+    };
+    let dir = Dir::open_ambient_dir(data_dir, ambient_authority()).map_err(io_err(data_dir))?;
+    let pending = journal::has_unindexed(&dir, &conn)
+        .map_err(io_err(&data_dir.join(journal::JOURNAL_DIR)))?;
+    drop(conn);
+    if !pending {
+        return Ok(CatchUp::UpToDate);
+    }
+    match CaptureStore::open(StoreConfig {
+        data_dir: data_dir.to_path_buf(),
+        ..StoreConfig::default()
+    }) {
+        Ok(store) => {
+            store.close().await;
+            Ok(CatchUp::Replayed)
+        }
+        Err(StoreError::Locked { .. }) => Ok(CatchUp::SensorRunning),
+        Err(e) => Err(e),
+    }
+}
+
 /// Take an exclusive, non-blocking flock on `spampot.lock`. Released when the
 /// returned file is closed (also when the process dies).
 fn lock_data_dir(dir: &Dir, data_dir: &Path) -> Result<cap_std::fs::File, StoreError> {

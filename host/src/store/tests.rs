@@ -473,6 +473,41 @@ async fn first_message_saved(data: &Path, saved: &Path, meta: Vec<(String, Strin
 }
 
 #[tokio::test]
+async fn offline_readers_replay_what_a_stopped_sensor_left_in_the_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saved = tmp.path().join("saved.db");
+    let data = tmp.path().join("data");
+    let first = first_message_saved(&data, &saved, vec![]).await;
+    assert_eq!(catch_up(&data).await.unwrap(), CatchUp::UpToDate);
+    let store = CaptureStore::open(config(&data)).unwrap();
+    put_three(&store, &first).await;
+    store.close().await;
+    lose_database_tail(&data, &saved);
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM messages"), 1);
+
+    // A running sensor (it holds the lock) replays and indexes itself.
+    let lock = std::fs::File::open(data.join(LOCK_FILE)).unwrap();
+    assert_eq!(
+        // SAFETY: flock on a valid, owned file descriptor.
+        unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&lock),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        },
+        0
+    );
+    assert_eq!(catch_up(&data).await.unwrap(), CatchUp::SensorRunning);
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM messages"), 1);
+    drop(lock);
+
+    assert_eq!(catch_up(&data).await.unwrap(), CatchUp::Replayed);
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM messages"), 3);
+    assert_eq!(count(&data, "SELECT COUNT(*) FROM artifact_sightings"), 1);
+    assert_eq!(catch_up(&data).await.unwrap(), CatchUp::UpToDate);
+}
+
+#[tokio::test]
 async fn batches_the_database_lost_are_replayed_from_the_journal() {
     let tmp = tempfile::tempdir().unwrap();
     let saved = tmp.path().join("saved.db");
