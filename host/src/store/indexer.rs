@@ -1,8 +1,8 @@
 //! The indexer thread: owns the read-write SQLite connection and puts the
 //! rows of acknowledged artifacts and of events into it, one transaction per
 //! job, while the writer goes on acknowledging. Under `smtp-source` a job of
-//! 50 ms of traffic took ~9 ms; done on the writer's thread, every 250 in
-//! that window waited for it.
+//! 50 ms of traffic (the delay then) took ~9 ms; done on the writer's
+//! thread, every 250 in that window waited for it.
 //!
 //! One job is in flight at a time. A job that fails comes back whole, so the
 //! writer keeps its artifacts (they are acknowledged, and safe in the

@@ -5,7 +5,7 @@
 //! go into their pack) and fdatasynced, before anyone hears "stored": one
 //! sync per batch. The pack is written behind it and fdatasynced before the
 //! rows naming it are indexed; the rows go into SQLite with the events, in
-//! one transaction per 50 ms and without an fsync. Committing each batch on
+//! one transaction per 250 ms and without an fsync. Committing each batch on
 //! its own (a pack fdatasync, a WAL fsync, ~15 WAL pages per message) was
 //! most of an acknowledgement's wait (`docs/performance.md`). A crash loses
 //! the rows not yet indexed, a power loss perhaps the pack's tail and

@@ -17,7 +17,7 @@
 //! record, bodies included, is on disk (group commit: one fdatasync per
 //! batch of concurrent callers). The indexer thread (`indexer.rs`) owns the
 //! read-write database connection and puts the rows of artifacts and events
-//! in behind it, one transaction per 50 ms. See `docs/store.md` for the full
+//! in behind it, one transaction per 250 ms. See `docs/store.md` for the full
 //! contract.
 //!
 //! The module is self-contained: it uses no other module of the crate.
