@@ -38,6 +38,9 @@ enum Order {
     /// Test hook: stop like a killed process (the connection is not closed).
     #[cfg(test)]
     Crash,
+    /// Test hook: panic in the indexer thread.
+    #[cfg(test)]
+    Panic,
 }
 
 pub(super) struct Indexer {
@@ -46,6 +49,8 @@ pub(super) struct Indexer {
     thread: Option<JoinHandle<()>>,
     /// Artifacts and journal position of the job in flight, if one is.
     in_flight: Option<(usize, Position)>,
+    /// The thread is gone (a bug: it panicked); nothing is indexed any more.
+    dead: bool,
 }
 
 impl Indexer {
@@ -60,6 +65,7 @@ impl Indexer {
             done,
             thread: Some(thread),
             in_flight: None,
+            dead: false,
         })
     }
 
@@ -70,6 +76,12 @@ impl Indexer {
 
     pub(super) fn busy(&self) -> bool {
         self.in_flight.is_some()
+    }
+
+    /// Whether the thread is gone: the rows of what was acknowledged since
+    /// wait for the journal's replay at the next open.
+    pub(super) fn dead(&self) -> bool {
+        self.dead
     }
 
     /// Hand a job over; the caller checked that none is in flight.
@@ -84,7 +96,10 @@ impl Indexer {
                 self.in_flight = Some(flight);
                 Ok(())
             }
-            Err(std_mpsc::SendError(Order::Index(job))) => Err(job),
+            Err(std_mpsc::SendError(Order::Index(job))) => {
+                self.dead = true;
+                Err(job)
+            }
             #[cfg(test)]
             Err(_) => unreachable!("only index orders are sent here"),
         }
@@ -111,6 +126,7 @@ impl Indexer {
     fn landed(&mut self, done: Option<Done>) -> Done {
         let (_, position) = self.in_flight.take().expect("a job was in flight");
         done.unwrap_or_else(|| {
+            self.dead = true;
             tracing::error!("the store indexer thread stopped; rows wait for the next start");
             Done {
                 result: Err("the indexer thread stopped".into()),
@@ -129,6 +145,13 @@ impl Indexer {
         self.orders = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn panic(&self) {
+        if let Some(orders) = &self.orders {
+            let _ = orders.send(Order::Panic);
         }
     }
 
@@ -169,6 +192,8 @@ fn run(mut conn: Connection, orders: std_mpsc::Receiver<Order>, done: mpsc::Unbo
                 std::mem::forget(conn);
                 return;
             }
+            #[cfg(test)]
+            Order::Panic => panic!("test-induced store indexer panic"),
         }
     }
     // Fold the WAL into the database so the directory is a single file plus

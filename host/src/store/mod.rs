@@ -301,6 +301,9 @@ pub(crate) enum Request {
     /// Test hook: panic in the writer thread.
     #[cfg(test)]
     Panic,
+    /// Test hook: panic in the indexer thread (the writer goes on).
+    #[cfg(test)]
+    PanicIndexer,
 }
 
 /// One event as the host recorded it (a JSON object).
@@ -638,6 +641,13 @@ impl CaptureStore {
         }
     }
 
+    /// Send a test hook the writer survives.
+    #[cfg(test)]
+    async fn send_request(&self, req: Request) {
+        let _ = self.inner.tx.send(req).await;
+    }
+
+    /// Send a test hook that ends the writer thread, and wait for it to end.
     #[cfg(test)]
     async fn send_test_hook(&self, req: Request) {
         let _ = self.inner.tx.send(req).await;

@@ -1393,6 +1393,31 @@ async fn writer_panic_closes_instead_of_hanging() {
 }
 
 #[tokio::test]
+async fn an_indexer_panic_loses_no_acknowledged_artifact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    store.flush().await.unwrap();
+    store.send_request(Request::PanicIndexer).await;
+    // Artifacts are still acknowledged: the journal has them.
+    for n in 1..4 {
+        store
+            .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(n))
+            .await
+            .unwrap();
+    }
+    let err = store.flush().await.unwrap_err();
+    assert!(err.to_string().contains("journal"), "{err}");
+    assert!(store.usage().index_failing);
+    store.close().await;
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 0);
+    // The next open replays them.
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    assert_eq!(store.usage().messages, 3);
+    store.close().await;
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
+}
+
+#[tokio::test]
 async fn data_directory_is_locked_while_open() {
     let tmp = tempfile::tempdir().unwrap();
     let store = CaptureStore::open(config(tmp.path())).unwrap();

@@ -279,6 +279,8 @@ impl Writer {
                 }
                 #[cfg(test)]
                 Some(Request::Panic) => panic!("test-induced store writer panic"),
+                #[cfg(test)]
+                Some(Request::PanicIndexer) => self.indexer.panic(),
             }
         }
     }
@@ -397,7 +399,7 @@ impl Writer {
         if let Some(done) = self.indexer.wait() {
             self.indexed(done);
         }
-        self.unindexed_entries.is_empty()
+        self.unindexed_entries.is_empty() && !self.indexer.dead()
     }
 
     fn count_unindexed(&self) {
