@@ -140,8 +140,11 @@ impl Indexer {
     }
 
     /// Wait for the job in flight, checkpoint the WAL into the database and
-    /// close the connection.
-    pub(super) fn close(mut self) {
+    /// close the connection (what dropping it does too).
+    pub(super) fn close(self) {}
+
+    /// Hang up and wait for the thread to end.
+    fn stop(&mut self) {
         self.orders = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -157,12 +160,10 @@ impl Indexer {
 
     #[cfg(test)]
     pub(super) fn crash(mut self) {
-        if let Some(orders) = self.orders.take() {
+        if let Some(orders) = &self.orders {
             let _ = orders.send(Order::Crash);
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 
@@ -170,10 +171,7 @@ impl Drop for Indexer {
     fn drop(&mut self) {
         // Also on a writer panic: the database is closed before the
         // data-directory lock (dropped after this) lets another store in.
-        self.orders = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 

@@ -348,16 +348,24 @@ pub(super) fn read_records(dir: &Dir, id: i64, from: u64) -> io::Result<Vec<(Vec
 pub(super) fn has_unindexed(dir: &Dir, conn: &Connection) -> io::Result<bool> {
     let from = recorded_position(conn).map_err(io::Error::other)?;
     for id in segment_ids(dir) {
-        let start = match from {
-            Some(p) if id < p.segment => continue,
-            Some(p) if id == p.segment => p.offset,
-            _ => 0,
+        let Some(start) = replay_start(from, id) else {
+            continue;
         };
         if !read_records(dir, id, start)?.is_empty() {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// Where segment `id`'s records past the database's position `from` begin;
+/// `None` if the database is past the whole segment.
+pub(super) fn replay_start(from: Option<Position>, id: i64) -> Option<u64> {
+    match from {
+        Some(p) if id < p.segment => None,
+        Some(p) if id == p.segment => Some(p.offset),
+        _ => Some(0),
+    }
 }
 
 /// The database's journal position, if any batch was ever committed.

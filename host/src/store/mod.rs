@@ -248,10 +248,12 @@ pub struct StoreUsage {
     /// group-commit batch size.
     pub commits: u64,
     /// Acknowledged artifacts (durable in the journal) whose rows are not in
-    /// the database yet: a few hundred at most while it keeps up.
+    /// the database yet: about half a second's worth at most while it keeps
+    /// up (the next index transaction's and the one being written).
     pub unindexed_artifacts: u64,
     /// The last attempt to index them failed (disk full, a broken database);
-    /// `put_artifact` refuses new ones past 65,536 waiting.
+    /// `put_artifact` refuses new ones past
+    /// [`StoreConfig::max_unindexed_artifacts`] waiting.
     pub index_failing: bool,
 }
 

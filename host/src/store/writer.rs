@@ -402,17 +402,22 @@ impl Writer {
         self.unindexed_entries.is_empty() && !self.indexer.dead()
     }
 
+    /// Acknowledged artifacts not in the database yet: waiting, and in the
+    /// job in flight.
+    fn unindexed_count(&self) -> usize {
+        self.unindexed_entries.len() + self.indexer.in_flight()
+    }
+
     fn count_unindexed(&self) {
-        let n = self.unindexed_entries.len() + self.indexer.in_flight();
         self.stats
             .unindexed_artifacts
-            .store(n as u64, Ordering::Relaxed);
+            .store(self.unindexed_count() as u64, Ordering::Relaxed);
     }
 
     /// One durable batch of artifacts; each caller hears the outcome only
     /// after its body and its journal record are on disk.
     fn commit_puts(&mut self, mut puts: Vec<PutRequest>) {
-        let unindexed = self.unindexed_entries.len() + self.indexer.in_flight();
+        let unindexed = self.unindexed_count();
         if unindexed >= self.max_unindexed {
             let msg = format!(
                 "the capture database has not taken the rows of {unindexed} acknowledged artifacts; refusing more until it does"
@@ -750,10 +755,8 @@ fn open_journal(dir: &Dir, conn: &mut Connection, roll_bytes: u64) -> io::Result
     let segments = journal::segment_ids(dir);
     let mut replayed = (0usize, 0usize);
     for &id in &segments {
-        let start = match from {
-            Some(p) if id < p.segment => continue,
-            Some(p) if id == p.segment => p.offset,
-            _ => 0,
+        let Some(start) = journal::replay_start(from, id) else {
+            continue;
         };
         for (payload, end) in journal::read_records(dir, id, start)? {
             let position = Position {
