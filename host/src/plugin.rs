@@ -269,6 +269,9 @@ impl Runtime {
                 component
             }
         };
+        if std::env::var_os("SPAMPOT_PERF_MAP").is_some() {
+            write_perf_map(path, &component);
+        }
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -332,6 +335,47 @@ impl Runtime {
         });
         store
     }
+}
+
+/// Name a plugin's compiled functions for `perf` (`SPAMPOT_PERF_MAP=1`):
+/// appends them to `/tmp/perf-PID.map`, the file perf reads to name JIT
+/// code. A developer's aid for profiling plugins in a running sensor;
+/// failure only warns.
+fn write_perf_map(path: &Path, component: &Component) {
+    use std::io::Write;
+    let plugin = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
+    let result = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&map)
+        .and_then(|mut file| file.write_all(perf_map_lines(plugin, component).as_bytes()));
+    if let Err(err) = result {
+        tracing::warn!(map = %map.display(), error = %err, "cannot write the perf map");
+    }
+}
+
+/// One `start length name` line (hex, hex, text) per compiled function.
+/// Names come from the component's `name` section; a stripped plugin (the
+/// `wasm` profile strips) shows `function[N]`, so build the plugin to
+/// profile with `CARGO_PROFILE_WASM_STRIP=false`.
+fn perf_map_lines(plugin: &str, component: &Component) -> String {
+    let base = component.text().as_ptr() as usize;
+    let mut lines = String::new();
+    for f in component.functions() {
+        let name = f
+            .name
+            .unwrap_or_else(|| format!("function[{}]", f.index.as_u32()));
+        lines.push_str(&format!(
+            "{:x} {:x} {plugin}::{name}\n",
+            base + f.offset,
+            f.len
+        ));
+    }
+    lines
 }
 
 /// A stable name for what this engine can load: same wasmtime build, same
@@ -696,3 +740,36 @@ pub fn new_table() -> ResourceTable {
 
 pub(crate) use bindings::spampot::emulator::host::Host as WitHost;
 pub(crate) use bindings::spampot::emulator::types::Host as WitTypesHost;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The installed plugins, built by `just plugins` before the tests run.
+    fn installed(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/plugins")
+            .join(format!("{name}.wasm"))
+    }
+
+    #[tokio::test]
+    async fn the_perf_map_names_every_compiled_function_inside_the_code() {
+        let runtime = Runtime::new(&Limits::default(), None).expect("runtime");
+        let path = installed("http-proxy");
+        let bytes = std::fs::read(&path).expect("build the plugins first with `just plugins`");
+        let component = Component::new(runtime.engine(), &bytes).expect("compiles");
+        let text = component.text().as_ptr_range();
+        let (text_start, text_end) = (text.start as usize, text.end as usize);
+        let lines = perf_map_lines("http-proxy", &component);
+        assert_eq!(lines.lines().count(), component.functions().count());
+        assert!(lines.lines().count() > 10, "{lines}");
+        for line in lines.lines() {
+            let mut fields = line.splitn(3, ' ');
+            let start = usize::from_str_radix(fields.next().unwrap(), 16).expect("hex start");
+            let len = usize::from_str_radix(fields.next().unwrap(), 16).expect("hex length");
+            let name = fields.next().expect("a name");
+            assert!(start >= text_start && start + len <= text_end, "{line}");
+            assert!(len > 0 && name.starts_with("http-proxy::"), "{line}");
+        }
+    }
+}
