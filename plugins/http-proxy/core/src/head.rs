@@ -114,7 +114,12 @@ impl fmt::Display for HeadError {
 /// Header lines without a colon are skipped; folded lines (starting with
 /// white space) continue the previous value.
 pub fn parse_head(bytes: &[u8]) -> Result<Head, HeadError> {
-    let text = String::from_utf8_lossy(bytes);
+    // Valid UTF-8 (nearly every head) is checked word by word; the lossy
+    // decoder walks byte by byte even when nothing needs replacing.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let request_line = lines.next().unwrap_or_default();
     let parts: Vec<&str> = request_line.split_ascii_whitespace().collect();

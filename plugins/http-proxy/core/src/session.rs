@@ -11,7 +11,7 @@ use spampot_sdk::{Config, ConnInfo, Context, Event, Target};
 use crate::addr::{is_reserved_host, is_reserved_ip, parse_authority};
 use crate::head::{Head, HeadScanner, is_token_byte, parse_head};
 use crate::persona::{Flavor, Persona, Refusal, Squid};
-use crate::text::{clip, decode_base64, unix_now};
+use crate::text::{clip, decode_base64, push_decimal, unix_now};
 
 /// Longest request head read (request line and header fields).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -83,20 +83,28 @@ impl Settings {
 /// transparent.
 pub fn default_egress(local_addr: &str) -> String {
     match local_addr.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) if !is_reserved_ip(IpAddr::V4(ip)) => dotted(ip.octets()),
         Ok(ip) if !is_reserved_ip(ip) => ip.to_string(),
         _ => {
             const FIRST: [u8; 8] = [177, 179, 186, 187, 189, 191, 200, 201];
             let h = fnv1a(local_addr.as_bytes());
             let b = h.to_be_bytes();
-            format!(
-                "{}.{}.{}.{}",
-                FIRST[usize::from(b[0] % 8)],
-                b[1],
-                b[2],
-                1 + b[3] % 254
-            )
+            dotted([FIRST[usize::from(b[0] % 8)], b[1], b[2], 1 + b[3] % 254])
         }
     }
+}
+
+/// An IPv4 address in dotted decimal, without `core::fmt` (slow in a
+/// component, and this runs for every session).
+fn dotted(octets: [u8; 4]) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, octet) in octets.into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_decimal(&mut out, u64::from(octet), 1);
+    }
+    out
 }
 
 /// What the next bytes are.
@@ -384,14 +392,18 @@ impl<F: Flavor> HttpProxy<F> {
         let keep_alive = head.keep_alive()
             && self.requests < MAX_REQUESTS
             && body_len.is_some_and(|n| n <= MAX_BODY);
+        // One clock read per request: each is a host call from the sandbox.
+        let now = unix_now();
         let page = if judge {
-            self.judge_page(head, &path)
+            self.judge_page(head, &path, now)
         } else {
             self.settings.default_body.clone()
         };
         let head_only = head.method.eq_ignore_ascii_case("HEAD");
-        let now = unix_now().as_secs();
-        cx.send(self.persona.origin_page(&page, keep_alive, head_only, now));
+        cx.send(
+            self.persona
+                .origin_page(&page, keep_alive, head_only, now.as_secs()),
+        );
         cx.emit(event.flag("judge", judge).int("status", 200));
         if !keep_alive {
             cx.close();
@@ -414,7 +426,7 @@ impl<F: Flavor> HttpProxy<F> {
 
     /// An azenv-style page, as a judge behind an elite proxy prints it: the
     /// headers the proxy forwarded, the proxy's address as the client's.
-    fn judge_page(&self, head: &Head, path: &str) -> String {
+    fn judge_page(&self, head: &Head, path: &str, now: std::time::Duration) -> String {
         let mut vars: Vec<(String, String)> = Vec::new();
         for (name, value) in &head.headers {
             if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
@@ -434,27 +446,36 @@ impl<F: Flavor> HttpProxy<F> {
                 None => vars.push((key, value.clone())),
             }
         }
-        let now = unix_now();
-        vars.push(("REMOTE_ADDR".into(), self.settings.egress_addr.clone()));
-        vars.push(("REMOTE_PORT".into(), self.settings.egress_port.to_string()));
-        vars.push(("REQUEST_METHOD".into(), head.method.clone()));
-        vars.push(("REQUEST_URI".into(), path.to_owned()));
-        vars.push((
-            "REQUEST_TIME_FLOAT".into(),
-            format!("{}.{:04}", now.as_secs(), now.subsec_micros() / 100),
-        ));
-        vars.push(("REQUEST_TIME".into(), now.as_secs().to_string()));
-        let mut page = String::from(
+        let mut page = String::with_capacity(512);
+        page.push_str(
             "<html>\n<head>\n<title>AZ Environment variables 1.04</title>\n</head>\n<body>\n<pre>\n",
         );
         // Piece by piece, not a `format!` per line: `core::fmt` was ~19% of
         // this plugin's time per judge session in a running sensor.
-        for (k, v) in vars {
-            page.push_str(&k);
+        let mut var = |name: &str, value: &mut dyn FnMut(&mut String)| {
+            page.push_str(name);
             page.push_str(" = ");
-            page.push_str(&v);
+            value(&mut page);
             page.push('\n');
+        };
+        for (k, v) in &vars {
+            var(k, &mut |p| p.push_str(v));
         }
+        let secs = now.as_secs();
+        var("REMOTE_ADDR", &mut |p| {
+            p.push_str(&self.settings.egress_addr)
+        });
+        var("REMOTE_PORT", &mut |p| {
+            push_decimal(p, u64::from(self.settings.egress_port), 1)
+        });
+        var("REQUEST_METHOD", &mut |p| p.push_str(&head.method));
+        var("REQUEST_URI", &mut |p| p.push_str(path));
+        var("REQUEST_TIME_FLOAT", &mut |p| {
+            push_decimal(p, secs, 1);
+            p.push('.');
+            push_decimal(p, u64::from(now.subsec_micros() / 100), 4);
+        });
+        var("REQUEST_TIME", &mut |p| push_decimal(p, secs, 1));
         page.push_str("</pre>\n</body>\n</html>\n");
         page
     }

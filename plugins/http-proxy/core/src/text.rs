@@ -53,10 +53,12 @@ pub fn http_date(unix_secs: u64) -> String {
     out
 }
 
-/// Append `n` in decimal, zero-padded to at least `width` digits, as
-/// `{:0width$}` would.
+/// Append `n` in decimal, zero-padded to at least `width` digits (at most
+/// 24), as `{:0width$}` would.
 pub fn push_decimal(out: &mut String, mut n: u64, width: usize) {
-    let mut digits = [0u8; 20];
+    // Digits and zero padding go into a buffer, then one `push_str`: a
+    // `String::push` per digit cost ~50 instructions each in the sandbox.
+    let mut digits = [b'0'; 24];
     let mut start = digits.len();
     loop {
         start -= 1;
@@ -66,9 +68,7 @@ pub fn push_decimal(out: &mut String, mut n: u64, width: usize) {
             break;
         }
     }
-    for _ in digits.len() - start..width {
-        out.push('0');
-    }
+    start = start.min(digits.len().saturating_sub(width));
     out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
@@ -91,6 +91,11 @@ pub fn html_escape(text: &str) -> String {
 /// At most `max` characters of `text`, for event fields. Copied as one
 /// slice rather than char by char: this runs for every request's fields.
 pub fn clip(text: &str, max: usize) -> String {
+    // No more bytes than `max` means no more chars: skip the char walk,
+    // which cost a judge session ~2,000 instructions in the sandbox.
+    if text.len() <= max {
+        return text.to_owned();
+    }
     match text.char_indices().nth(max) {
         Some((end, _)) => text[..end].to_owned(),
         None => text.to_owned(),
@@ -117,7 +122,15 @@ mod tests {
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(http_date(253_402_300_799), "Fri, 31 Dec 9999 23:59:59 GMT");
-        for (n, width) in [(0, 1), (7, 2), (42, 2), (123, 2), (u64::MAX, 3)] {
+        for (n, width) in [
+            (0, 1),
+            (7, 2),
+            (42, 2),
+            (123, 2),
+            (5, 4),
+            (u64::MAX, 3),
+            (9, 24),
+        ] {
             let mut out = String::new();
             push_decimal(&mut out, n, width);
             assert_eq!(out, format!("{n:0width$}"));

@@ -35,6 +35,24 @@ fn assert_judge(h: &Harness<HttpProxy>, egress: &str) {
         .find_map(|l| l.strip_prefix("REQUEST_TIME = "))
         .expect("REQUEST_TIME");
     assert!(time.parse::<u64>().unwrap() > 1_600_000_000);
+    // PHP's microtime-style float: the same second, four decimals.
+    let float = page
+        .lines()
+        .find_map(|l| l.strip_prefix("REQUEST_TIME_FLOAT = "))
+        .expect("REQUEST_TIME_FLOAT");
+    let (secs, frac) = float.split_once('.').expect("a decimal point");
+    assert_eq!(secs, time, "{page}");
+    assert!(
+        frac.len() == 4 && frac.bytes().all(|b| b.is_ascii_digit()),
+        "{float}"
+    );
+    let port: u16 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("REMOTE_PORT = "))
+        .expect("REMOTE_PORT")
+        .parse()
+        .expect("a port number");
+    assert!((32768..61000).contains(&port), "{port}");
     // Elite: nothing betrays the proxy or the client.
     for absent in [
         "HTTP_VIA",
@@ -89,6 +107,13 @@ fn default_egress_is_public_and_never_the_client() {
     assert_ne!(derived, "192.0.2.10");
     // A public sensor address is its own egress.
     assert_eq!(default_egress("200.160.2.3"), "200.160.2.3");
+    assert_eq!(default_egress("2001:12ff::1"), "2001:12ff::1");
+    let octets: Vec<u8> = derived
+        .split('.')
+        .map(|o| o.parse().expect("decimal octets"))
+        .collect();
+    assert_eq!(octets.len(), 4, "{derived}");
+    assert_ne!(octets[3], 0, "{derived}");
     assert!(!is_reserved_host(&default_egress("10.0.0.7")));
 }
 
