@@ -259,6 +259,24 @@ async fn sigkill_during_load_loses_no_acknowledged_message() {
         lost.len(),
         acked.len()
     );
+
+    // And every body the database points at reads back whole.
+    let verify = Command::new(&bin)
+        .args(["verify", "--data"])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run spampot verify");
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(
+        report.contains(&format!("{} intact", stored.len())),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

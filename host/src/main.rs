@@ -150,6 +150,12 @@ enum Command {
         #[command(subcommand)]
         item: ShowItem,
     },
+    /// Read back every stored body and check it against its SHA-256; the
+    /// exit status is 1 if any is missing or damaged.
+    Verify {
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 /// Where the sensor's admin API is.
@@ -401,6 +407,7 @@ fn run(command: Command) -> Result<()> {
             std::io::Write::flush(&mut out)?;
             Ok(())
         }
+        Command::Verify { data } => verify(&data),
         Command::Show {
             item: ShowItem::Message { sha256, data },
         } => {
@@ -411,6 +418,31 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `spampot verify`: every failure on stdout as it is found, then a summary;
+/// an error (exit status 1) if anything failed.
+fn verify(data: &std::path::Path) -> Result<()> {
+    catch_up(data);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let found = store::verify(data, &mut out)?;
+    let checked = found.intact + found.failed;
+    println!(
+        "{checked} stored bodies checked: {} intact ({:.1} MiB as received), {} missing or damaged; {} recorded over quota (no body)",
+        found.intact,
+        found.bytes as f64 / (1 << 20) as f64,
+        found.failed,
+        found.not_stored
+    );
+    if found.failed > 0 {
+        anyhow::bail!(
+            "{} of {checked} stored bodies in {} failed verification (listed above)",
+            found.failed,
+            data.display()
+        );
+    }
+    Ok(())
 }
 
 /// Before an offline command reads `data`: replay what a sensor that

@@ -42,7 +42,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use blobs::{PACK_ROLL_BYTES, is_sha256_hex, legacy_rel_path, pack_rel_path, sha256_hex};
-pub use export::{ExportFormat, ExportWhat, export, read_blob, show_message};
+pub use export::{ExportFormat, ExportWhat, Verification, export, read_blob, show_message, verify};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
 /// The SQLite database, relative to the data directory.

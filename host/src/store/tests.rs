@@ -1585,3 +1585,72 @@ async fn throughput() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn verify_reads_every_body_back_and_names_the_damaged_and_the_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let store = CaptureStore::open(config(&data)).unwrap();
+    let mut size = 0;
+    for n in 0..3 {
+        let body = message(n);
+        size += body.len() as u64;
+        store
+            .put_artifact(
+                origin("s1", "198.51.100.1"),
+                "email",
+                email_meta(&["a@victim.example"]),
+                body,
+            )
+            .await
+            .unwrap();
+    }
+    // A repeat is one more row of sightings, not one more body.
+    store
+        .put_artifact(
+            origin("s2", "198.51.100.2"),
+            "email",
+            email_meta(&["b@victim.example"]),
+            message(0),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+
+    let mut listed = Vec::new();
+    let found = verify(&data, &mut listed).unwrap();
+    assert_eq!(
+        found,
+        Verification {
+            intact: 3,
+            bytes: size,
+            not_stored: 0,
+            failed: 0
+        }
+    );
+    assert!(listed.is_empty());
+
+    // One flipped byte inside the second body's zstd frame.
+    let damaged = sha256_hex(&message(1));
+    let (Some(pack), Some(offset)) = location(&data, &damaged) else {
+        panic!("the body is in a pack");
+    };
+    let pack_file = data.join(pack_rel_path(pack).unwrap());
+    let mut bytes = std::fs::read(&pack_file).unwrap();
+    let at = offset as usize + spampot_blobstore::RECORD_HEADER_LEN as usize + 6;
+    bytes[at] ^= 0x40;
+    std::fs::write(&pack_file, &bytes).unwrap();
+    let mut listed = Vec::new();
+    let found = verify(&data, &mut listed).unwrap();
+    assert_eq!((found.intact, found.failed), (2, 1));
+    let listed = String::from_utf8(listed).unwrap();
+    assert!(listed.starts_with(&format!("{damaged}: ")), "{listed}");
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+
+    // Without the pack, every body it held is missing.
+    std::fs::remove_file(&pack_file).unwrap();
+    let mut listed = Vec::new();
+    let found = verify(&data, &mut listed).unwrap();
+    assert_eq!((found.intact, found.failed), (0, 3));
+    assert_eq!(String::from_utf8(listed).unwrap().lines().count(), 3);
+}
