@@ -6,7 +6,9 @@
 //!
 //! One job is in flight at a time. A job that fails comes back whole, so the
 //! writer keeps its artifacts (they are acknowledged, and safe in the
-//! journal) and sends them again.
+//! journal) and sends them again. A thread that dies (a bug: it panicked)
+//! takes its job with it; the writer starts another (`Writer::restart_indexer`)
+//! and replays that job's artifacts from the journal.
 
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
@@ -41,6 +43,9 @@ enum Order {
     /// Test hook: panic in the indexer thread.
     #[cfg(test)]
     Panic,
+    /// Test hook: panic on receiving the next job (it dies with the job).
+    #[cfg(test)]
+    PanicOnNextJob,
 }
 
 pub(super) struct Indexer {
@@ -51,6 +56,9 @@ pub(super) struct Indexer {
     in_flight: Option<(usize, Position)>,
     /// The thread is gone (a bug: it panicked); nothing is indexed any more.
     dead: bool,
+    /// Where the journal ends for the job the thread died with, if it died
+    /// holding one: its artifacts are only in the journal now.
+    lost: Option<Position>,
 }
 
 impl Indexer {
@@ -66,6 +74,7 @@ impl Indexer {
             thread: Some(thread),
             in_flight: None,
             dead: false,
+            lost: None,
         })
     }
 
@@ -82,6 +91,11 @@ impl Indexer {
     /// wait for the journal's replay at the next open.
     pub(super) fn dead(&self) -> bool {
         self.dead
+    }
+
+    /// The journal position of the job the thread died with, if any.
+    pub(super) fn lost(&self) -> Option<Position> {
+        self.lost
     }
 
     /// Hand a job over; the caller checked that none is in flight.
@@ -122,12 +136,13 @@ impl Indexer {
     }
 
     /// A thread that died (a bug: it panicked) took its job with it; the
-    /// journal still holds those artifacts and replays them at next open.
+    /// journal still holds those artifacts, up to the job's position.
     fn landed(&mut self, done: Option<Done>) -> Done {
         let (_, position) = self.in_flight.take().expect("a job was in flight");
         done.unwrap_or_else(|| {
             self.dead = true;
-            tracing::error!("the store indexer thread stopped; rows wait for the next start");
+            self.lost = Some(position);
+            tracing::error!("the store indexer thread stopped with a job");
             Done {
                 result: Err("the indexer thread stopped".into()),
                 job: Job {
@@ -159,6 +174,13 @@ impl Indexer {
     }
 
     #[cfg(test)]
+    pub(super) fn panic_on_next_job(&self) {
+        if let Some(orders) = &self.orders {
+            let _ = orders.send(Order::PanicOnNextJob);
+        }
+    }
+
+    #[cfg(test)]
     pub(super) fn crash(mut self) {
         if let Some(orders) = &self.orders {
             let _ = orders.send(Order::Crash);
@@ -177,9 +199,15 @@ impl Drop for Indexer {
 
 /// The thread body: one transaction per job, until the writer hangs up.
 fn run(mut conn: Connection, orders: std_mpsc::Receiver<Order>, done: mpsc::UnboundedSender<Done>) {
+    #[cfg(test)]
+    let mut panic_on_job = false;
     while let Ok(order) = orders.recv() {
         match order {
             Order::Index(job) => {
+                #[cfg(test)]
+                if panic_on_job {
+                    panic!("test-induced store indexer panic with a job");
+                }
                 let result = index_job(&mut conn, &job);
                 if done.send(Done { result, job }).is_err() {
                     break;
@@ -192,6 +220,8 @@ fn run(mut conn: Connection, orders: std_mpsc::Receiver<Order>, done: mpsc::Unbo
             }
             #[cfg(test)]
             Order::Panic => panic!("test-induced store indexer panic"),
+            #[cfg(test)]
+            Order::PanicOnNextJob => panic_on_job = true,
         }
     }
     // Fold the WAL into the database so the directory is a single file plus

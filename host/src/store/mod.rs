@@ -306,6 +306,9 @@ pub(crate) enum Request {
     /// Test hook: panic in the indexer thread (the writer goes on).
     #[cfg(test)]
     PanicIndexer,
+    /// Test hook: the indexer thread panics with the next job it gets.
+    #[cfg(test)]
+    PanicIndexerWithJob,
 }
 
 /// One event as the host recorded it (a JSON object).

@@ -1393,28 +1393,90 @@ async fn writer_panic_closes_instead_of_hanging() {
 }
 
 #[tokio::test]
-async fn an_indexer_panic_loses_no_acknowledged_artifact() {
+async fn an_idle_indexer_that_dies_is_restarted_and_nothing_waits() {
     let tmp = tempfile::tempdir().unwrap();
     let store = CaptureStore::open(config(tmp.path())).unwrap();
     store.flush().await.unwrap();
     store.send_request(Request::PanicIndexer).await;
-    // Artifacts are still acknowledged: the journal has them.
     for n in 1..4 {
         store
             .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(n))
             .await
             .unwrap();
     }
+    // The job sent to the dead thread came back; a new thread indexed it.
+    store.flush().await.unwrap();
+    assert!(!store.usage().index_failing);
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_indexer_that_dies_with_a_job_is_restarted_and_the_job_replayed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    store.flush().await.unwrap();
+    store.send_request(Request::PanicIndexerWithJob).await;
+    for n in 1..4 {
+        store
+            .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(n))
+            .await
+            .unwrap();
+    }
+    // The thread died holding those three; the journal gave them back.
+    store.flush().await.unwrap();
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
+    // A repeat after the restart is a sighting of the replayed body.
+    store
+        .put_artifact(origin("s2", "192.0.2.2"), "email", vec![], message(1))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 4);
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM artifacts"), 3);
+    assert_eq!(
+        count(
+            tmp.path(),
+            "SELECT seen_count FROM artifacts ORDER BY seen_count DESC LIMIT 1"
+        ),
+        2
+    );
+    store.close().await;
+    assert_eq!(stored_bodies(tmp.path()).len(), 3);
+}
+
+#[tokio::test]
+async fn an_indexer_that_keeps_dying_stops_being_restarted_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    store.flush().await.unwrap();
+    let mut n = 0;
+    // Each death with a job costs a restart; the last one is not replaced.
+    for _ in 0..=writer::MAX_INDEXER_RESTARTS {
+        store.send_request(Request::PanicIndexerWithJob).await;
+        n += 1;
+        store
+            .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(n))
+            .await
+            .unwrap();
+        let _ = store.flush().await;
+    }
+    // Artifacts are still acknowledged: the journal has them.
+    n += 1;
+    store
+        .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(n))
+        .await
+        .unwrap();
     let err = store.flush().await.unwrap_err();
     assert!(err.to_string().contains("journal"), "{err}");
     assert!(store.usage().index_failing);
     store.close().await;
-    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 0);
-    // The next open replays them.
+    let indexed = count(tmp.path(), "SELECT COUNT(*) FROM messages");
+    assert_eq!(indexed, i64::from(writer::MAX_INDEXER_RESTARTS));
+    // The next open replays the rest.
     let store = CaptureStore::open(config(tmp.path())).unwrap();
-    assert_eq!(store.usage().messages, 3);
     store.close().await;
-    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), n as i64);
 }
 
 #[tokio::test]

@@ -55,6 +55,11 @@ const INDEX_BATCH: usize = 4096;
 /// an event never wakes the writer (see `Inner::events_tx`).
 const EVENT_DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Indexer threads started in place of one that died. A panic is a bug; if
+/// the same rows cause it again, a few tries bound the thrash, and after them
+/// the rows wait in the journal for the next start.
+pub(super) const MAX_INDEXER_RESTARTS: u32 = 3;
+
 pub(super) struct WriterInit {
     pub dir: Arc<Dir>,
     pub known: Arc<KnownBodies>,
@@ -67,6 +72,10 @@ pub(super) struct WriterInit {
 
 pub(super) struct Writer {
     dir: Arc<Dir>,
+    /// `spampot.db`, to open the indexer's connection again after a restart.
+    db_path: PathBuf,
+    /// Indexer threads started after the first died (see [`MAX_INDEXER_RESTARTS`]).
+    indexer_restarts: u32,
     /// Read-only: which bodies the database has, and the last pack.
     lookup: Connection,
     /// Owns the read-write connection; declared before `_lock` so it is
@@ -170,6 +179,8 @@ impl Writer {
         let indexer = Indexer::spawn(conn).map_err(StoreError::Thread)?;
         Ok(Writer {
             dir: init.dir,
+            db_path,
+            indexer_restarts: 0,
             lookup,
             indexer,
             events,
@@ -281,6 +292,8 @@ impl Writer {
                 Some(Request::Panic) => panic!("test-induced store writer panic"),
                 #[cfg(test)]
                 Some(Request::PanicIndexer) => self.indexer.panic(),
+                #[cfg(test)]
+                Some(Request::PanicIndexerWithJob) => self.indexer.panic_on_next_job(),
             }
         }
     }
@@ -383,7 +396,47 @@ impl Writer {
                 }
             }
         }
+        if self.indexer.dead() {
+            self.restart_indexer();
+        }
         self.count_unindexed();
+    }
+
+    /// The indexer thread died (a bug: it panicked). Start another on a new
+    /// connection, after putting the artifacts of the job it died with back
+    /// from the journal (that job's events stay only in the event log). At
+    /// most [`MAX_INDEXER_RESTARTS`] times; after that, rows wait for the
+    /// next start and `flush` says so.
+    fn restart_indexer(&mut self) {
+        if self.indexer_restarts >= MAX_INDEXER_RESTARTS {
+            return;
+        }
+        self.indexer_restarts += 1;
+        let lost = self.indexer.lost();
+        let started = (|| -> Result<Indexer, String> {
+            let mut conn = schema::open_rw(&self.db_path).map_err(|e| e.to_string())?;
+            if let Some(until) = lost {
+                replay_journal(&self.dir, &mut conn, Some(until)).map_err(|e| e.to_string())?;
+            }
+            Indexer::spawn(conn).map_err(|e| e.to_string())
+        })();
+        match started {
+            Ok(indexer) => {
+                // Dropping the old one joins its finished thread.
+                self.indexer = indexer;
+                // The database holds every artifact up to where the dead
+                // thread stopped; what waits goes in the next job.
+                self.stats.index_failing.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    restarts = self.indexer_restarts,
+                    replayed = lost.is_some(),
+                    "restarted the store indexer thread"
+                );
+            }
+            Err(e) => tracing::error!(
+                "cannot restart the store indexer thread; rows wait for the next start: {e}"
+            ),
+        }
     }
 
     /// Index everything waiting now and wait for it (flush, a journal roll,
@@ -753,30 +806,7 @@ fn open_journal(dir: &Dir, conn: &mut Connection, roll_bytes: u64) -> io::Result
     }
     let from = journal::recorded_position(conn).map_err(io::Error::other)?;
     let segments = journal::segment_ids(dir);
-    let mut replayed = (0usize, 0usize);
-    for &id in &segments {
-        let Some(start) = journal::replay_start(from, id) else {
-            continue;
-        };
-        for (payload, end) in journal::read_records(dir, id, start)? {
-            let position = Position {
-                segment: id,
-                offset: end,
-            };
-            match replay_batch(dir, conn, &payload, position) {
-                Ok(n) => {
-                    replayed.0 += 1;
-                    replayed.1 += n;
-                }
-                Err(e) => {
-                    // Not acknowledged (its bodies never became durable) or
-                    // unreadable: what follows in this segment is not either.
-                    tracing::warn!(segment = id, offset = end, "journal replay stopped: {e}");
-                    break;
-                }
-            }
-        }
-    }
+    let replayed = replay_journal(dir, conn, None)?;
     if replayed.0 > 0 {
         tracing::warn!(
             batches = replayed.0,
@@ -794,6 +824,46 @@ fn open_journal(dir: &Dir, conn: &mut Connection, roll_bytes: u64) -> io::Result
     let journal = Journal::create(dir, next, roll_bytes)?;
     journal::delete_segments_before(dir, next);
     Ok(journal)
+}
+
+/// Put the journal's records past the database's position into it, up to
+/// `until` (inclusive) if given: at open, everything; after an indexer
+/// thread died, the job it took with it. Returns (records, artifacts).
+fn replay_journal(
+    dir: &Dir,
+    conn: &mut Connection,
+    until: Option<Position>,
+) -> io::Result<(usize, usize)> {
+    let from = journal::recorded_position(conn).map_err(io::Error::other)?;
+    let past = |p: Position| until.is_some_and(|u| (p.segment, p.offset) > (u.segment, u.offset));
+    let mut replayed = (0usize, 0usize);
+    for id in journal::segment_ids(dir) {
+        let Some(start) = journal::replay_start(from, id) else {
+            continue;
+        };
+        for (payload, end) in journal::read_records(dir, id, start)? {
+            let position = Position {
+                segment: id,
+                offset: end,
+            };
+            if past(position) {
+                return Ok(replayed);
+            }
+            match replay_batch(dir, conn, &payload, position) {
+                Ok(n) => {
+                    replayed.0 += 1;
+                    replayed.1 += n;
+                }
+                Err(e) => {
+                    // Not acknowledged (its bodies never became durable) or
+                    // unreadable: what follows in this segment is not either.
+                    tracing::warn!(segment = id, offset = end, "journal replay stopped: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    Ok(replayed)
 }
 
 /// Insert one journal record's rows (and its position) in one transaction.
