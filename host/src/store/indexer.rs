@@ -57,7 +57,7 @@ pub(super) struct Indexer {
     /// The thread is gone (a bug: it panicked); nothing is indexed any more.
     dead: bool,
     /// Where the journal ends for the job the thread died with, if it died
-    /// holding one: its artifacts are only in the journal now.
+    /// holding one with artifacts: they are only in the journal now.
     lost: Option<Position>,
 }
 
@@ -138,10 +138,11 @@ impl Indexer {
     /// A thread that died (a bug: it panicked) took its job with it; the
     /// journal still holds those artifacts, up to the job's position.
     fn landed(&mut self, done: Option<Done>) -> Done {
-        let (_, position) = self.in_flight.take().expect("a job was in flight");
+        let (artifacts, position) = self.in_flight.take().expect("a job was in flight");
         done.unwrap_or_else(|| {
             self.dead = true;
-            self.lost = Some(position);
+            // A job of events only has nothing the journal could give back.
+            self.lost = (artifacts > 0).then_some(position);
             tracing::error!("the store indexer thread stopped with a job");
             Done {
                 result: Err("the indexer thread stopped".into()),

@@ -1408,7 +1408,22 @@ async fn an_idle_indexer_that_dies_is_restarted_and_nothing_waits() {
     store.flush().await.unwrap();
     assert!(!store.usage().index_failing);
     assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
+
+    // A thread that dies with a job of events only has nothing to replay:
+    // the event is in the log, and the next thread takes the next ones.
+    store.send_request(Request::PanicIndexerWithJob).await;
+    store.record(event("session.open", "lost", json!({})));
+    store.flush().await.unwrap();
+    store.record(event("session.open", "kept", json!({})));
+    store.flush().await.unwrap();
+    assert!(!store.usage().index_failing);
+    assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM sessions"), 1);
     store.close().await;
+    let log = std::fs::read_to_string(tmp.path().join(EVENTS_FILE)).unwrap();
+    assert!(
+        log.contains("\"lost\"") && log.contains("\"kept\""),
+        "{log}"
+    );
 }
 
 #[tokio::test]

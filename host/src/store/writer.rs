@@ -417,6 +417,14 @@ impl Writer {
             let mut conn = schema::open_rw(&self.db_path).map_err(|e| e.to_string())?;
             if let Some(until) = lost {
                 replay_journal(&self.dir, &mut conn, Some(until)).map_err(|e| e.to_string())?;
+                // Short of the job's end, the journal must not roll (a new
+                // thread would let it): leave the rows to the next open.
+                let reached = journal::recorded_position(&conn).map_err(|e| e.to_string())?;
+                if reached != Some(until) {
+                    return Err(format!(
+                        "the journal replay stopped at {reached:?}, before the lost job's end {until:?}"
+                    ));
+                }
             }
             Indexer::spawn(conn).map_err(|e| e.to_string())
         })();
