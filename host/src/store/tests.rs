@@ -1392,18 +1392,25 @@ async fn writer_panic_closes_instead_of_hanging() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn an_idle_indexer_that_dies_is_restarted_and_nothing_waits() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = CaptureStore::open(config(tmp.path())).unwrap();
+/// A store in `tmp` that took `hook` (an indexer panic) and then three
+/// acknowledged messages.
+async fn three_messages_after(tmp: &Path, hook: Request) -> CaptureStore {
+    let store = CaptureStore::open(config(tmp)).unwrap();
     store.flush().await.unwrap();
-    store.send_request(Request::PanicIndexer).await;
+    store.send_request(hook).await;
     for n in 1..4 {
         store
             .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(n))
             .await
             .unwrap();
     }
+    store
+}
+
+#[tokio::test]
+async fn an_idle_indexer_that_dies_is_restarted_and_nothing_waits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = three_messages_after(tmp.path(), Request::PanicIndexer).await;
     // The job sent to the dead thread came back; a new thread indexed it.
     store.flush().await.unwrap();
     assert!(!store.usage().index_failing);
@@ -1429,15 +1436,7 @@ async fn an_idle_indexer_that_dies_is_restarted_and_nothing_waits() {
 #[tokio::test]
 async fn an_indexer_that_dies_with_a_job_is_restarted_and_the_job_replayed() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = CaptureStore::open(config(tmp.path())).unwrap();
-    store.flush().await.unwrap();
-    store.send_request(Request::PanicIndexerWithJob).await;
-    for n in 1..4 {
-        store
-            .put_artifact(origin("s1", "192.0.2.1"), "email", vec![], message(n))
-            .await
-            .unwrap();
-    }
+    let store = three_messages_after(tmp.path(), Request::PanicIndexerWithJob).await;
     // The thread died holding those three; the journal gave them back.
     store.flush().await.unwrap();
     assert_eq!(count(tmp.path(), "SELECT COUNT(*) FROM messages"), 3);
