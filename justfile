@@ -1,26 +1,34 @@
 # spampot's everyday commands. `just --list` shows them.
 
-# Plugin crates built as components. misbehave is a test guest: it is built
-# for the tests but never installed in the plugin directory.
-plugin_crates := "-p spampot-plugin-smtp -p spampot-plugin-http-proxy -p spampot-plugin-socks -p spampot-plugin-mydoom -p spampot-plugin-sobig -p spampot-example-telnet -p spampot-guest-misbehave"
-wasm_out := "target/wasm32-wasip2/wasm"
+# The sensor's plugins, built without WASI (wasm32-unknown-unknown) and made
+# components by tools/componentize: each WASI import costs every session's
+# instantiation (docs/performance.md). They read the time through the SDK.
+sensor_plugins := "-p spampot-plugin-smtp -p spampot-plugin-http-proxy -p spampot-plugin-socks -p spampot-plugin-mydoom -p spampot-plugin-sobig"
+# Built for wasm32-wasip2, as a plugin author would: the example, and the test
+# guest (misbehave, never installed) that checks WASI is sealed.
+wasip2_crates := "-p spampot-example-telnet -p spampot-guest-misbehave"
+wasip2_out := "target/wasm32-wasip2/wasm"
+core_out := "target/wasm32-unknown-unknown/wasm"
 
 # Build everything, then run the sensor with every plugin and the dashboard.
 default: run
 
-# Add the wasm target (rustup does not install it on its own here).
+# Add the wasm targets (rustup does not install them on its own here).
 setup:
-    rustup target add wasm32-wasip2
+    rustup target add wasm32-wasip2 wasm32-unknown-unknown
 
 # Build every plugin as a component and install it where spampot.toml looks.
 plugins: setup
     # A second version of the test guest, for the hot-swap tests.
     MISBEHAVE_VERSION=2.0.0 cargo build --target wasm32-wasip2 --profile wasm -p spampot-guest-misbehave
     mkdir -p target/test-plugins
-    cp {{ wasm_out }}/misbehave.wasm target/test-plugins/misbehave-v2.wasm
-    cargo build --target wasm32-wasip2 --profile wasm {{ plugin_crates }}
+    cp {{ wasip2_out }}/misbehave.wasm target/test-plugins/misbehave-v2.wasm
+    cargo build --target wasm32-wasip2 --profile wasm {{ wasip2_crates }}
+    cargo build --target wasm32-unknown-unknown --profile wasm {{ sensor_plugins }}
+    cargo build -p spampot-componentize
     mkdir -p target/plugins
-    for p in {{ wasm_out }}/*.wasm; do n=$(basename "$p" .wasm | tr _ -); [ "$n" = misbehave ] || cp "$p" "target/plugins/$n.wasm"; done
+    for p in {{ wasip2_out }}/*.wasm; do n=$(basename "$p" .wasm | tr _ -); [ "$n" = misbehave ] || cp "$p" "target/plugins/$n.wasm"; done
+    for p in {{ core_out }}/*.wasm; do n=$(basename "$p" .wasm | tr _ -); ./target/debug/spampot-componentize "$p" "target/plugins/$n.wasm"; done
 
 # Build the host (release) and every plugin.
 build: plugins

@@ -516,6 +516,17 @@ async fn curl_judge_get_echoes_the_headers_sent_and_hides_the_client() {
         !page.contains("127.0.0.1"),
         "the client's address leaked: {page}"
     );
+    // The time comes from the host's clock (the plugin imports no WASI).
+    let request_time: u64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("REQUEST_TIME = "))
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no REQUEST_TIME in {page}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(request_time) < 60, "{request_time} vs {now}");
     // Elite: nothing that tells the origin a proxy was in the way.
     assert!(!page.contains("HTTP_VIA"), "{page}");
     assert!(!page.contains("HTTP_X_FORWARDED_FOR"), "{page}");

@@ -188,7 +188,7 @@ async fn instantiate(iterations: usize) -> Result<()> {
     );
     state_times.sort();
     println!(
-        "  of which host state (WASI context, limits): median {:.1} µs",
+        "  of which host state (limits; the WASI context is made at a first WASI call): median {:.1} µs",
         percentile(&state_times, 0.5).as_secs_f64() * 1e6
     );
     host.store.close().await;

@@ -727,7 +727,7 @@ pub fn store_limits(limits: &Limits) -> StoreLimits {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(sealed_wasi),
             table: &mut self.table,
         }
     }
@@ -750,6 +750,33 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target/plugins")
             .join(format!("{name}.wasm"))
+    }
+
+    #[test]
+    fn the_sensors_plugins_import_no_wasi() {
+        // `just plugins` builds them for wasm32-unknown-unknown: a plugin
+        // that reads `SystemTime` (instead of the SDK's clock) would trap
+        // there; one built for wasip2 by mistake would show WASI here.
+        let runtime = Runtime::new(&Limits::default(), None).expect("runtime");
+        for name in ["smtp", "http-proxy", "socks", "mydoom", "sobig"] {
+            let bytes = std::fs::read(installed(name))
+                .expect("build the plugins first with `just plugins`");
+            let component = Component::new(runtime.engine(), &bytes).expect("compiles");
+            let mut imports: Vec<String> = component
+                .component_type()
+                .imports(runtime.engine())
+                .map(|(import, _)| import.to_string())
+                .collect();
+            imports.sort();
+            assert_eq!(
+                imports,
+                [
+                    "spampot:emulator/host@0.1.0",
+                    "spampot:emulator/types@0.1.0"
+                ],
+                "{name}"
+            );
+        }
     }
 
     #[tokio::test]

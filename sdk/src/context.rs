@@ -12,6 +12,13 @@ pub trait Host {
     fn store_artifact(&mut self, artifact: Artifact) -> Result<String, StoreError>;
     /// A diagnostic line for the operator's log.
     fn log(&mut self, message: &str);
+    /// The wall clock, since the Unix epoch. On `wasm32` the host's clock;
+    /// natively (tests, the native bench) the system's.
+    fn now(&mut self) -> std::time::Duration {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    }
 }
 
 /// Passed to every [`Emulator`](crate::Emulator) callback. Actions queue up
@@ -76,6 +83,14 @@ impl<'h> Context<'h> {
         self.host.log(message);
     }
 
+    /// The wall clock, since the Unix epoch (UTC). Prefer it to
+    /// `SystemTime::now()`: a plugin that reads time only from here can be
+    /// built without WASI (`wasm32-unknown-unknown`), which makes each
+    /// session's instance cheaper to create.
+    pub fn now(&mut self) -> std::time::Duration {
+        self.host.now()
+    }
+
     /// Whether a `close` or `splice` is queued: nothing after it will run.
     pub fn is_ending(&self) -> bool {
         self.actions
@@ -91,5 +106,25 @@ impl<'h> Context<'h> {
     /// Take the queued actions, leaving none.
     pub fn into_actions(self) -> Vec<Action> {
         self.actions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::Context;
+    use crate::testing::Recorder;
+
+    #[test]
+    fn now_is_the_hosts_wall_clock() {
+        let mut host = Recorder::default();
+        let mut cx = Context::new(&mut host);
+        let now = cx.now();
+        let system = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert!(
+            system.abs_diff(now) < Duration::from_secs(5),
+            "{now:?} vs {system:?}"
+        );
     }
 }

@@ -52,6 +52,11 @@ impl Host for WitHost {
     fn log(&mut self, message: &str) {
         wit_host::log(message);
     }
+
+    fn now(&mut self) -> std::time::Duration {
+        let (secs, nanos) = wit_host::now();
+        std::time::Duration::new(secs, nanos.min(999_999_999))
+    }
 }
 
 fn event_to_wit(event: types::Event) -> wit::Event {

@@ -1,8 +1,10 @@
 //! Shared by the black-box tests: start a real sensor on loopback with a
 //! chosen set of plugins, talk to it over TCP, read its event log.
 //!
-//! Plugins come from `target/wasm32-wasip2/wasm/` — `just plugins` (or the
-//! README's test command) builds them first.
+//! Plugins come from `target/plugins/`, as `just plugins` installs them (the
+//! sensor's plugins built without WASI), and the test guests from
+//! `target/wasm32-wasip2/wasm/` — `just plugins` (or the README's test
+//! command) builds both first.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,16 +20,29 @@ use tokio::net::TcpStream;
 /// tests end by themselves, even against a broken sensor.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// Where `cargo build --target wasm32-wasip2 --profile wasm` puts plugins.
-pub fn wasm_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// The workspace's `target/` (or `CARGO_TARGET_DIR`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("wasm32-wasip2/wasm")
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// The built `.wasm` of a plugin, or a panic that says how to build it.
+/// Where `cargo build --target wasm32-wasip2 --profile wasm` puts the test
+/// guests (and the example plugin).
+pub fn wasm_dir() -> PathBuf {
+    target_dir().join("wasm32-wasip2/wasm")
+}
+
+/// The built `.wasm` of a plugin — the installed one the sensor ships
+/// (`target/plugins/`, `-` in its name), else a test guest — or a panic that
+/// says how to build it.
 pub fn wasm(name: &str) -> PathBuf {
+    let installed = target_dir()
+        .join("plugins")
+        .join(format!("{}.wasm", name.replace('_', "-")));
+    if installed.exists() {
+        return installed;
+    }
     let path = wasm_dir().join(format!("{name}.wasm"));
     assert!(
         path.exists(),
@@ -308,7 +323,7 @@ pub fn messages(data: &std::path::Path) -> Vec<Value> {
 /// A test-only plugin build kept apart from the regular outputs (e.g. the
 /// second version of the misbehaving guest).
 pub fn test_plugin(file: &str) -> PathBuf {
-    let path = wasm_dir().join("../../test-plugins").join(file);
+    let path = target_dir().join("test-plugins").join(file);
     assert!(
         path.exists(),
         "{} is missing: build the plugins first with `just plugins`",

@@ -7,7 +7,6 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// FNV-1a, 64 bits: tiny, stable across builds and platforms (unlike
 /// `std`'s `DefaultHasher`), and good enough to spread addresses over a few
@@ -457,17 +456,6 @@ fn clean(s: &str) -> String {
 /// 64 characters.
 fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(64).collect()
-}
-
-/// Seconds since the Unix epoch. `SystemTime` works on wasm32-wasip2 (the
-/// host links WASI clocks); if the clock is unusable, a fixed date keeps
-/// the banner well-formed.
-pub fn now_unix() -> u64 {
-    const FALLBACK: u64 = 1_700_000_000; // 2023-11-14
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(FALLBACK)
 }
 
 /// A broken-down UTC time.

@@ -159,7 +159,8 @@ impl Smtp {
     }
 
     pub(crate) fn open(&mut self, cx: &mut Context) {
-        cx.send(self.server.banner(persona::now_unix()));
+        let now = cx.now().as_secs();
+        cx.send(self.server.banner(now));
     }
 
     pub(crate) fn data(&mut self, data: &[u8], cx: &mut Context) {
@@ -412,7 +413,7 @@ impl Smtp {
             return;
         };
         let envelope = self.envelope.take().unwrap_or_default();
-        let queue_id = self.server.queue_id(self.messages, persona::now_unix());
+        let queue_id = self.server.queue_id(self.messages, cx.now().as_secs());
         self.messages += 1;
         let size = reader.size();
         let helo = self.helo.clone().unwrap_or_default();

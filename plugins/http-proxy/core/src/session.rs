@@ -11,7 +11,7 @@ use spampot_sdk::{Config, ConnInfo, Context, Event, Target};
 use crate::addr::{is_reserved_host, is_reserved_ip, parse_authority};
 use crate::head::{Head, HeadScanner, is_token_byte, parse_head};
 use crate::persona::{Flavor, Persona, Refusal, Squid};
-use crate::text::{clip, decode_base64, push_decimal, unix_now};
+use crate::text::{clip, decode_base64, push_decimal};
 
 /// Longest request head read (request line and header fields).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -223,7 +223,8 @@ impl<F: Flavor> HttpProxy<F> {
 
     /// Answer an error page, record `event`, and hang up.
     fn refuse(&mut self, refusal: Refusal, event: Event, cx: &mut Context) {
-        cx.send(self.persona.error_page(refusal, unix_now().as_secs()));
+        let now = cx.now().as_secs();
+        cx.send(self.persona.error_page(refusal, now));
         cx.emit(event.int("status", i64::from(refusal.status().0)));
         cx.close();
         self.state = State::Done;
@@ -393,7 +394,7 @@ impl<F: Flavor> HttpProxy<F> {
             && self.requests < MAX_REQUESTS
             && body_len.is_some_and(|n| n <= MAX_BODY);
         // One clock read per request: each is a host call from the sandbox.
-        let now = unix_now();
+        let now = cx.now();
         let page = if judge {
             self.judge_page(head, &path, now)
         } else {

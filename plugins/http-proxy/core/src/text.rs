@@ -7,14 +7,6 @@ pub fn decode_base64(input: &str) -> Option<Vec<u8>> {
     spampot_sdk::text::decode_base64(input.as_bytes())
 }
 
-/// Seconds since the Unix epoch, from the host's wall clock (0 if the clock
-/// is before the epoch).
-pub fn unix_now() -> std::time::Duration {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
 /// An IMF-fixdate (RFC 9110 §5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(unix_secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
