@@ -83,8 +83,10 @@ impl Settings {
 /// transparent.
 pub fn default_egress(local_addr: &str) -> String {
     match local_addr.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) if !is_reserved_ip(IpAddr::V4(ip)) => dotted(ip.octets()),
-        Ok(ip) if !is_reserved_ip(ip) => ip.to_string(),
+        Ok(ip) if !is_reserved_ip(ip) => match ip {
+            IpAddr::V4(v4) => dotted(v4.octets()),
+            IpAddr::V6(_) => ip.to_string(),
+        },
         _ => {
             const FIRST: [u8; 8] = [177, 179, 186, 187, 189, 191, 200, 201];
             let h = fnv1a(local_addr.as_bytes());
@@ -453,31 +455,29 @@ impl<F: Flavor> HttpProxy<F> {
         );
         // Piece by piece, not a `format!` per line: `core::fmt` was ~19% of
         // this plugin's time per judge session in a running sensor.
-        let mut var = |name: &str, value: &mut dyn FnMut(&mut String)| {
+        fn var(page: &mut String, name: &str, value: &str) {
             page.push_str(name);
             page.push_str(" = ");
-            value(&mut page);
+            page.push_str(value);
             page.push('\n');
-        };
-        for (k, v) in &vars {
-            var(k, &mut |p| p.push_str(v));
         }
+        for (k, v) in &vars {
+            var(&mut page, k, v);
+        }
+        var(&mut page, "REMOTE_ADDR", &self.settings.egress_addr);
         let secs = now.as_secs();
-        var("REMOTE_ADDR", &mut |p| {
-            p.push_str(&self.settings.egress_addr)
-        });
-        var("REMOTE_PORT", &mut |p| {
-            push_decimal(p, u64::from(self.settings.egress_port), 1)
-        });
-        var("REQUEST_METHOD", &mut |p| p.push_str(&head.method));
-        var("REQUEST_URI", &mut |p| p.push_str(path));
-        var("REQUEST_TIME_FLOAT", &mut |p| {
-            push_decimal(p, secs, 1);
-            p.push('.');
-            push_decimal(p, u64::from(now.subsec_micros() / 100), 4);
-        });
-        var("REQUEST_TIME", &mut |p| push_decimal(p, secs, 1));
-        page.push_str("</pre>\n</body>\n</html>\n");
+        page.push_str("REMOTE_PORT = ");
+        push_decimal(&mut page, u64::from(self.settings.egress_port), 1);
+        page.push('\n');
+        var(&mut page, "REQUEST_METHOD", &head.method);
+        var(&mut page, "REQUEST_URI", path);
+        page.push_str("REQUEST_TIME_FLOAT = ");
+        push_decimal(&mut page, secs, 1);
+        page.push('.');
+        push_decimal(&mut page, u64::from(now.subsec_micros() / 100), 4);
+        page.push_str("\nREQUEST_TIME = ");
+        push_decimal(&mut page, secs, 1);
+        page.push_str("\n</pre>\n</body>\n</html>\n");
         page
     }
 
