@@ -614,16 +614,11 @@ pub fn verify(data_dir: &Path, out: &mut dyn Write) -> Result<Verification, Stor
     let conn = schema::open_ro(&data_dir.join(DB_FILE))?;
     let dir = open_dir(data_dir)?;
     let err = db_err(data_dir);
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
+    // `open_ro` accepts only this binary's schema, which has packs. Pack
+    // order reads each pack front to back; legacy files (no pack) first.
+    let mut stmt = conn
+        .prepare("SELECT sha256, stored FROM artifacts ORDER BY pack, pack_offset, sha256")
         .map_err(&err)?;
-    // Pack order reads each pack front to back; legacy files (no pack) first.
-    let sql = if version >= spampot_blobstore::PACK_SCHEMA_VERSION {
-        "SELECT sha256, stored FROM artifacts ORDER BY pack, pack_offset, sha256"
-    } else {
-        "SELECT sha256, stored FROM artifacts ORDER BY sha256"
-    };
-    let mut stmt = conn.prepare(sql).map_err(&err)?;
     let rows = stmt
         .query_map([], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0))

@@ -63,8 +63,9 @@ const PREALLOCATE_BYTES: u64 = 4 << 20;
 const MAX_RECORD_PAYLOAD: u64 = 256 << 20;
 
 /// Where the database's rows end in the journal: the segment and the offset
-/// after the last batch committed (the `journal` table's one row).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// after the last batch committed (the `journal` table's one row). Ordered
+/// as the journal is written: by segment, then offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Position {
     pub segment: i64,
     pub offset: u64,

@@ -843,7 +843,6 @@ fn replay_journal(
     until: Option<Position>,
 ) -> io::Result<(usize, usize)> {
     let from = journal::recorded_position(conn).map_err(io::Error::other)?;
-    let past = |p: Position| until.is_some_and(|u| (p.segment, p.offset) > (u.segment, u.offset));
     let mut replayed = (0usize, 0usize);
     for id in journal::segment_ids(dir) {
         let Some(start) = journal::replay_start(from, id) else {
@@ -854,7 +853,7 @@ fn replay_journal(
                 segment: id,
                 offset: end,
             };
-            if past(position) {
+            if until.is_some_and(|u| position > u) {
                 return Ok(replayed);
             }
             match replay_batch(dir, conn, &payload, position) {
