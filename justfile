@@ -27,7 +27,9 @@ plugins: setup
     cargo build --target wasm32-unknown-unknown --profile wasm {{ sensor_plugins }}
     cargo build -p spampot-componentize
     mkdir -p target/plugins
-    for p in {{ wasip2_out }}/*.wasm; do n=$(basename "$p" .wasm | tr _ -); [ "$n" = misbehave ] || cp "$p" "target/plugins/$n.wasm"; done
+    # Only the example from the wasip2 builds: an older wasip2 build of a
+    # sensor plugin may still lie there.
+    cp {{ wasip2_out }}/telnet.wasm target/plugins/telnet.wasm
     for p in {{ core_out }}/*.wasm; do n=$(basename "$p" .wasm | tr _ -); ./target/debug/spampot-componentize "$p" "target/plugins/$n.wasm"; done
 
 # Build the host (release) and every plugin.
