@@ -16,12 +16,12 @@ use std::cell::UnsafeCell;
 /// Bytes served by bump allocation before the system allocator takes over.
 /// Large enough that a typical session never reaches the system allocator:
 /// past the arena, `dlmalloc` grows linear memory, and in the host every
-/// session that grew its memory costs two `mprotect` calls (the grow, then
-/// the slot's reset for the next session), each a cross-CPU TLB shootdown
-/// in a multi-threaded sensor. With 16 KiB, an SMTP session of
-/// `smtp-source` (one 5 KB message, 9 recipients) overflowed it: 2.4
-/// `mprotect` per message, 0.5 with 256 KiB, and ~30 µs less sensor CPU per
-/// message (`docs/performance.md`). Only the pages a session touches cost
+/// session that grew its memory costs two `mprotect` calls: the grow, and
+/// the slot's reset for the next session, which takes the access away again
+/// (a cross-CPU TLB shootdown in a multi-threaded sensor). With 16 KiB, an
+/// SMTP session of `smtp-source` (one 5 KB message, 9 recipients)
+/// overflowed it: 2.4 `mprotect` per message, 0.5 with 256 KiB, and ~30 µs
+/// less sensor CPU per message (`docs/performance.md`). Only the pages a session touches cost
 /// memory (the arena is zero-initialised `.bss`, not a data segment), and a
 /// session wastes at most this much on frees that do not come back.
 const ARENA_BYTES: usize = 256 << 10;
