@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::WasiCtx;
 
@@ -33,7 +32,7 @@ pub struct HostState {
     /// import no WASI, and building a context per session costs ~0.4 µs.
     pub(crate) wasi: Option<WasiCtx>,
     pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: plugin::InstanceLimits,
     pub(crate) meter: CallMeter,
     /// Where this instance's events and artifacts go; `None` while a plugin
     /// is probed at load time.
