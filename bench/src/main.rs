@@ -29,11 +29,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use spampot::config::Limits;
-use spampot::events::{EventLog, Origin};
-use spampot::host_api::{HostState, SessionCounters, SessionLink};
-use spampot::plugin::{Runtime, wit};
-use spampot::stats::Stats;
-use spampot::store::{CaptureStore, StoreConfig};
+use spampot::harness::Harness;
+use spampot::host_api::HostState;
+use spampot::plugin::Runtime;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -97,63 +95,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-/// What the in-process benches give each session: a store in a temporary
-/// directory, its event log, limits and counters.
-struct BenchHost {
-    store: CaptureStore,
-    events: EventLog,
-    limits: Arc<Limits>,
-    stats: Arc<Stats>,
-    _data: tempfile::TempDir,
-}
-
-impl BenchHost {
-    fn open(limits: Limits) -> Result<BenchHost> {
-        let data = tempfile::tempdir()?;
-        let store = CaptureStore::open(StoreConfig {
-            data_dir: data.path().to_owned(),
-            ..StoreConfig::default()
-        })?;
-        Ok(BenchHost {
-            events: EventLog::new("bench", store.clone()),
-            store,
-            limits: Arc::new(limits),
-            stats: Arc::new(Stats::default()),
-            _data: data,
-        })
-    }
-
-    /// The host's link and the connection of the `i`th session to `port`.
-    fn session(&self, i: usize, port: u16, plugin: &str) -> (SessionLink, wit::ConnInfo) {
-        let peer = SocketAddr::from(([192, 0, 2, 7], 40000));
-        let link = SessionLink {
-            events: self.events.clone(),
-            store: self.store.clone(),
-            stats: self.stats.clone(),
-            limits: self.limits.clone(),
-            origin: Origin::new(format!("{i:012x}"), peer, port, plugin),
-            counters: SessionCounters::default(),
-        };
-        let conn = wit::ConnInfo {
-            session_id: format!("{i:012x}"),
-            sensor: "bench".into(),
-            peer_addr: "192.0.2.7".into(),
-            peer_port: 40000,
-            local_addr: "198.51.100.1".into(),
-            local_port: port,
-            via: vec![],
-            target: None,
-        };
-        (link, conn)
-    }
-}
-
 /// Per-connection sandbox cost, as the session loop pays it.
 async fn instantiate(iterations: usize) -> Result<()> {
     let limits = Limits::default();
     let runtime = Runtime::new(&limits, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let plugin = runtime.load(&plugin_path("smtp")?).await?;
-    let host = BenchHost::open(limits)?;
+    let data = tempfile::tempdir()?;
+    let host = Harness::open(limits, data.path())?;
     let mut times = Vec::with_capacity(iterations);
     let mut state_times = Vec::with_capacity(iterations);
     for i in 0..iterations + 200 {
@@ -207,7 +155,8 @@ async fn session_cost(iterations: usize) -> Result<()> {
     let runtime = Runtime::new(&limits, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let component = runtime.load(&plugin_path("http-proxy")?).await?;
     let native = Plugin::native(Native::<http_proxy::HttpProxy>::factory());
-    let host = BenchHost::open(limits)?;
+    let data = tempfile::tempdir()?;
+    let host = Harness::open(limits, data.path())?;
     let request = b"GET http://judge.example/azenv.php HTTP/1.1\r\nHost: judge.example\r\n\
         User-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)\r\n\
         Accept: */*\r\nConnection: close\r\n\r\n";

@@ -25,6 +25,7 @@
 //! - [`events`]: the event vocabulary's common fields.
 //! - [`registry`]: plugins by name, loaded from the plugin directory.
 //! - [`native`]: plugins linked in as plain Rust, to measure the sandbox's cost.
+//! - [`harness`]: sessions without sockets, for in-process benches and tests.
 //! - [`config`]: the TOML config and its defaults.
 //! - [`admin`]: status page, dashboard and metrics over HTTP.
 //! - [`stats`]: counters since start.
@@ -35,6 +36,7 @@ pub mod admin;
 pub mod config;
 pub mod ctl;
 pub mod events;
+pub mod harness;
 pub mod host_api;
 pub mod listener;
 pub mod native;

@@ -844,10 +844,6 @@ mod tests {
     /// Runs one session of an installed plugin, a chunk per `on-data`, and
     /// returns how often its linear memory grew and everything it sent.
     async fn memory_grows(plugin: &str, port: u16, chunks: &[Vec<u8>]) -> (u32, String) {
-        use crate::events::{EventLog, Origin};
-        use crate::host_api::{SessionCounters, SessionLink};
-        use crate::store::{CaptureStore, StoreConfig};
-
         let limits = Limits::default();
         let runtime = Runtime::new(&limits, None).expect("runtime");
         let plugin = runtime
@@ -855,30 +851,8 @@ mod tests {
             .await
             .expect("build the plugins first with `just plugins`");
         let data = tempfile::tempdir().expect("tempdir");
-        let store = CaptureStore::open(StoreConfig {
-            data_dir: data.path().to_owned(),
-            ..StoreConfig::default()
-        })
-        .expect("store");
-        let peer = std::net::SocketAddr::from(([192, 0, 2, 7], 40000));
-        let link = SessionLink {
-            events: EventLog::new("test", store.clone()),
-            store: store.clone(),
-            stats: Arc::new(crate::stats::Stats::default()),
-            limits: Arc::new(limits),
-            origin: Origin::new("000000000001".into(), peer, port, plugin.name()),
-            counters: SessionCounters::default(),
-        };
-        let conn = wit::ConnInfo {
-            session_id: "000000000001".into(),
-            sensor: "test".into(),
-            peer_addr: "192.0.2.7".into(),
-            peer_port: 40000,
-            local_addr: "198.51.100.1".into(),
-            local_port: port,
-            via: vec![],
-            target: None,
-        };
+        let host = crate::harness::Harness::open(limits, data.path()).expect("store");
+        let (link, conn) = host.session(1, port, plugin.name());
         let mut session = plugin
             .start_session(HostState::new(link), conn, Vec::new())
             .await
@@ -895,7 +869,7 @@ mod tests {
         }
         let grows = session.state().limits.memory_grows;
         session.close().await.expect("closes");
-        store.close().await;
+        host.store.close().await;
         (grows, String::from_utf8_lossy(&sent).into_owned())
     }
 
