@@ -21,9 +21,10 @@ use std::cell::UnsafeCell;
 /// (a cross-CPU TLB shootdown in a multi-threaded sensor). With 16 KiB, an
 /// SMTP session of `smtp-source` (one 5 KB message, 9 recipients)
 /// overflowed it: 2.4 `mprotect` per message, 0.5 with 256 KiB, and ~30 µs
-/// less sensor CPU per message (`docs/performance.md`). Only the pages a session touches cost
-/// memory (the arena is zero-initialised `.bss`, not a data segment), and a
-/// session wastes at most this much on frees that do not come back.
+/// less sensor CPU per message (`docs/performance.md`). Only the pages a
+/// session touches cost memory (the arena is zero-initialised `.bss`, not a
+/// data segment), and a session wastes at most this much on frees that do
+/// not come back.
 const ARENA_BYTES: usize = 256 << 10;
 
 #[repr(C, align(16))]
