@@ -6,6 +6,10 @@
 //! - `idle-sessions [N]`: RSS of a real `spampot` process (release build)
 //!   holding N idle SMTP sessions, per session; and whether session N+1 is
 //!   refused by the default cap.
+//! - `live-sandboxes [N]`: N live SMTP sandboxes in this process, each past
+//!   its banner, without sockets: the plugin side of N sessions (pool, maps,
+//!   memory) beyond what the descriptor limit lets a socket test reach.
+//!   Skipped, saying why, when `vm.max_map_count` is too low for N.
 //! - `smtp-sink`: Postfix's `smtp-source` (20 sessions, one 5 KB message
 //!   of 9 recipients each) into spampot's SMTP emulator, every message
 //!   stored, against Postfix's `smtp-sink` (discards) in the same run.
@@ -31,7 +35,7 @@ use anyhow::{Context as _, Result, bail};
 use spampot::config::Limits;
 use spampot::harness::Harness;
 use spampot::host_api::HostState;
-use spampot::plugin::Runtime;
+use spampot::plugin::{Call, Runtime};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -57,6 +61,7 @@ fn main() -> Result<()> {
         match what {
             "instantiate" => instantiate(5_000).await,
             "idle-sessions" => idle_sessions(count(10_000)?).await,
+            "live-sandboxes" => live_sandboxes(count(50_000)?).await,
             "smtp-sink" => smtp_sink().await,
             "spliced" => spliced().await,
             "native" => native(args.get(1).map(String::as_str) == Some("judge")).await,
@@ -65,13 +70,14 @@ fn main() -> Result<()> {
             "all" => {
                 instantiate(5_000).await?;
                 idle_sessions(count(10_000)?).await?;
+                live_sandboxes(50_000).await?;
                 smtp_sink().await?;
                 spliced().await?;
                 session_cost(5_000).await?;
                 native(false).await
             }
             other => bail!(
-                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | smtp-sink | spliced | session-cost [N] | native [judge] | serve [component|native] | all"
+                "unknown benchmark {other:?}: instantiate | idle-sessions [N] | live-sandboxes [N] | smtp-sink | spliced | session-cost [N] | native [judge] | serve [component|native] | all"
             ),
         }
     })
@@ -418,6 +424,94 @@ async fn idle_sessions(n: usize) -> Result<()> {
     );
     drop(open);
     drop(warm);
+    Ok(())
+}
+
+/// Map entries a process needs for `sessions` live sandboxes under a pool
+/// of `sessions` + 64 slots, as measured in docs/performance.md ("Beyond
+/// 10,000 sessions"): 2 per pool slot, 2 per live sandbox, ~170 besides.
+fn maps_needed(sessions: usize) -> usize {
+    2 * (sessions + 64) + 2 * sessions + 170
+}
+
+fn read_number(path: &str) -> Result<usize> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("{path} holds {text:?}, not a number"))
+}
+
+fn map_count() -> Result<usize> {
+    Ok(std::fs::read_to_string("/proc/self/maps")?.lines().count())
+}
+
+/// `n` live SMTP sandboxes in this process, each opened (its banner sent),
+/// without sockets: what `n` sessions ask of the pool, the map count and
+/// memory, past the descriptor limit a socket test runs into here.
+async fn live_sandboxes(n: usize) -> Result<()> {
+    const WARM: usize = 16;
+    let max_map_count = read_number("/proc/sys/vm/max_map_count")?;
+    let needed = maps_needed(n);
+    if max_map_count < needed {
+        println!(
+            "live sandboxes: {n} skipped: vm.max_map_count is {max_map_count}, ~{needed} needed (sysctl -w vm.max_map_count=262144)"
+        );
+        return Ok(());
+    }
+    let limits = Limits {
+        max_sessions: u32::try_from(n).context("too many sandboxes")?,
+        ..Limits::default()
+    };
+    let runtime = Runtime::new(&limits, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let plugin = runtime.load(&plugin_path("smtp")?).await?;
+    let data = tempfile::tempdir()?;
+    let host = Harness::open(limits, data.path())?;
+    let mut live = Vec::with_capacity(n);
+    let open = |i: usize| {
+        let (link, conn) = host.session(i, 25, "smtp");
+        let plugin = plugin.clone();
+        async move {
+            let mut session = plugin
+                .start_session(HostState::new(link), conn, Vec::new())
+                .await
+                .map_err(|t| anyhow::anyhow!("sandbox {i}: {t:?}"))?;
+            let actions = session
+                .call(Call::Open)
+                .await
+                .map_err(|t| anyhow::anyhow!("sandbox {i}: {t:?}"))?;
+            let banner = actions.iter().any(
+                |a| matches!(a, spampot::plugin::wit::Action::Send(b) if b.starts_with(b"220")),
+            );
+            if !banner {
+                bail!("sandbox {i} sent no 220 banner");
+            }
+            Ok(session)
+        }
+    };
+    // The first sandboxes fault in code and pool metadata.
+    for i in 0..WARM {
+        live.push(open(i).await?);
+    }
+    let (rss_before, maps_before) = (rss_kib(std::process::id())?, map_count()?);
+    let started = Instant::now();
+    for i in WARM..n {
+        live.push(open(i).await?);
+    }
+    let took = started.elapsed();
+    let (rss_after, maps_after) = (rss_kib(std::process::id())?, map_count()?);
+    let per = rss_after.saturating_sub(rss_before) as f64 / (n - WARM) as f64;
+    println!(
+        "live sandboxes: {} SMTP sandboxes past their banner in one process in {:.1} s (pool of {} slots, pooling={}); RSS {} MiB → {} MiB: {per:.1} KiB per sandbox; maps {maps_before} → {maps_after} of vm.max_map_count {max_map_count}  [(4) the path to 50,000, the sandbox side: {}]",
+        live.len(),
+        took.as_secs_f64(),
+        n + 64,
+        runtime.pooling,
+        rss_before / 1024,
+        rss_after / 1024,
+        target(live.len() >= 50_000)
+    );
+    drop(live);
+    host.store.close().await;
     Ok(())
 }
 
