@@ -413,8 +413,15 @@ fn engine_config(limits: &Limits, pooling: bool) -> wasmtime::Config {
         pool.total_tables(sessions.saturating_mul(4));
         pool.total_stacks(sessions);
         pool.max_memory_size(limits.max_plugin_memory as usize);
-        // Batched decommits avoid a cross-CPU TLB shootdown per instance.
-        pool.decommit_batch_size(64);
+        // Return a freed slot at once rather than in batches of 64. The pool
+        // gives a new session the slot its plugin freed last, still warm in
+        // the caches; a batch held each freed slot back until 63 more were
+        // freed, so sessions got cold slots. Batching saved a TLB shootdown
+        // per decommit, but with the dirty-page reset below a freed slot
+        // rarely has anything to decommit. Ten alternated pairs under
+        // `spampot-loadgen --mix judge=1`: sensor CPU per session lower in
+        // nine, median 119.5 → 109.5 µs (docs/performance.md).
+        pool.decommit_batch_size(1);
         // Reset a slot's dirty pages by zeroing instead of madvise, up to
         // 256 KiB, so they stay mapped for the next session: no madvise
         // (a cross-CPU TLB shootdown once batched) and no page fault per
