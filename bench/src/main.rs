@@ -374,12 +374,18 @@ async fn open_session(addr: SocketAddr) -> Result<TcpStream> {
 }
 
 /// RSS per idle session in a real sensor process.
+/// Sessions opened before a memory measurement starts: the first ones
+/// fault in code and pool metadata, which are not a session's cost.
+const WARM: usize = 16;
+
 async fn idle_sessions(n: usize) -> Result<()> {
+    if n <= WARM {
+        bail!("idle-sessions needs more than {WARM} sessions (the first {WARM} warm up), not {n}");
+    }
     let sensor = start_sensor().await?;
     let pid = sensor.child.id();
-    // Warm up: the first sessions fault in code and pool metadata.
     let mut warm = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..WARM {
         warm.push(open_session(sensor.addr).await?);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -449,7 +455,11 @@ fn map_count() -> Result<usize> {
 /// without sockets: what `n` sessions ask of the pool, the map count and
 /// memory, past the descriptor limit a socket test runs into here.
 async fn live_sandboxes(n: usize) -> Result<()> {
-    const WARM: usize = 16;
+    if n <= WARM {
+        bail!(
+            "live-sandboxes needs more than {WARM} sandboxes (the first {WARM} warm up), not {n}"
+        );
+    }
     let max_map_count = read_number("/proc/sys/vm/max_map_count")?;
     let needed = maps_needed(n);
     if max_map_count < needed {
@@ -488,7 +498,6 @@ async fn live_sandboxes(n: usize) -> Result<()> {
             Ok(session)
         }
     };
-    // The first sandboxes fault in code and pool metadata.
     for i in 0..WARM {
         live.push(open(i).await?);
     }
