@@ -35,7 +35,7 @@ use anyhow::{Context as _, Result, bail};
 use spampot::config::Limits;
 use spampot::harness::Harness;
 use spampot::host_api::HostState;
-use spampot::plugin::{Call, Runtime};
+use spampot::plugin::{Call, Runtime, wit};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -373,11 +373,11 @@ async fn open_session(addr: SocketAddr) -> Result<TcpStream> {
     Ok(stream)
 }
 
-/// RSS per idle session in a real sensor process.
 /// Sessions opened before a memory measurement starts: the first ones
 /// fault in code and pool metadata, which are not a session's cost.
 const WARM: usize = 16;
 
+/// RSS per idle session in a real sensor process.
 async fn idle_sessions(n: usize) -> Result<()> {
     if n <= WARM {
         bail!("idle-sessions needs more than {WARM} sessions (the first {WARM} warm up), not {n}");
@@ -433,11 +433,11 @@ async fn idle_sessions(n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Map entries a process needs for `sessions` live sandboxes under a pool
-/// of `sessions` + 64 slots, as measured in docs/performance.md ("Beyond
-/// 10,000 sessions"): 2 per pool slot, 2 per live sandbox, ~170 besides.
-fn maps_needed(sessions: usize) -> usize {
-    2 * (sessions + 64) + 2 * sessions + 170
+/// Map entries a process needs for `sessions` live sandboxes in a pool of
+/// `slots`, as measured in docs/performance.md ("Beyond 10,000 sessions"):
+/// 2 per pool slot, 2 per live sandbox, ~170 besides.
+fn maps_needed(slots: usize, sessions: usize) -> usize {
+    2 * slots + 2 * sessions + 170
 }
 
 fn read_number(path: &str) -> Result<usize> {
@@ -460,18 +460,19 @@ async fn live_sandboxes(n: usize) -> Result<()> {
             "live-sandboxes needs more than {WARM} sandboxes (the first {WARM} warm up), not {n}"
         );
     }
+    let limits = Limits {
+        max_sessions: u32::try_from(n).context("too many sandboxes")?,
+        ..Limits::default()
+    };
+    let slots = spampot::plugin::pool_slots(&limits) as usize;
     let max_map_count = read_number("/proc/sys/vm/max_map_count")?;
-    let needed = maps_needed(n);
+    let needed = maps_needed(slots, n);
     if max_map_count < needed {
         println!(
             "live sandboxes: {n} skipped: vm.max_map_count is {max_map_count}, ~{needed} needed (sysctl -w vm.max_map_count=262144)"
         );
         return Ok(());
     }
-    let limits = Limits {
-        max_sessions: u32::try_from(n).context("too many sandboxes")?,
-        ..Limits::default()
-    };
     let runtime = Runtime::new(&limits, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let plugin = runtime.load(&plugin_path("smtp")?).await?;
     let data = tempfile::tempdir()?;
@@ -489,9 +490,9 @@ async fn live_sandboxes(n: usize) -> Result<()> {
                 .call(Call::Open)
                 .await
                 .map_err(|t| anyhow::anyhow!("sandbox {i}: {t:?}"))?;
-            let banner = actions.iter().any(
-                |a| matches!(a, spampot::plugin::wit::Action::Send(b) if b.starts_with(b"220")),
-            );
+            let banner = actions
+                .iter()
+                .any(|a| matches!(a, wit::Action::Send(b) if b.starts_with(b"220")));
             if !banner {
                 bail!("sandbox {i} sent no 220 banner");
             }
@@ -513,11 +514,11 @@ async fn live_sandboxes(n: usize) -> Result<()> {
         "live sandboxes: {} SMTP sandboxes past their banner in one process in {:.1} s (pool of {} slots, pooling={}); RSS {} MiB → {} MiB: {per:.1} KiB per sandbox; maps {maps_before} → {maps_after} of vm.max_map_count {max_map_count}  [(4) the path to 50,000, the sandbox side: {}]",
         live.len(),
         took.as_secs_f64(),
-        n + 64,
+        slots,
         runtime.pooling,
         rss_before / 1024,
         rss_after / 1024,
-        target(live.len() >= 50_000)
+        target(n >= 50_000)
     );
     drop(live);
     host.store.close().await;

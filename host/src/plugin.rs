@@ -388,6 +388,13 @@ fn engine_hash(engine: &Engine) -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// Instance slots the pool reserves: the sessions the cap allows, plus room
+/// for instances that are not sessions (each plugin's `describe` probe at
+/// load and reload).
+pub fn pool_slots(limits: &Limits) -> u32 {
+    limits.max_sessions.saturating_add(64)
+}
+
 fn engine_config(limits: &Limits, pooling: bool) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
@@ -402,7 +409,7 @@ fn engine_config(limits: &Limits, pooling: bool) -> wasmtime::Config {
     config.max_wasm_stack(512 << 10);
     config.async_stack_size(1 << 20);
     if pooling {
-        let sessions = limits.max_sessions.saturating_add(64);
+        let sessions = pool_slots(limits);
         let mut pool = PoolingAllocationConfig::default();
         // One component instance per live session (a splice drops the old
         // instance before it creates the next); a Rust wasip2 component
