@@ -20,6 +20,9 @@
 
 use sha2::{Digest, Sha256};
 
+mod fuzz;
+pub use fuzz::Fuzz;
+
 use crate::native::NativeSession;
 use crate::{
     Action, Artifact, Config, ConnInfo, Emulator, Event, FieldValue, Host, SpliceRequest,
@@ -38,6 +41,9 @@ pub struct Recorder {
     /// When set, `store_artifact` fails with this error (to test how a
     /// plugin answers a full disk).
     pub fail_store: Option<StoreError>,
+    /// When set, `now` answers this instead of the system's clock, so two
+    /// runs of a conversation can be compared byte for byte.
+    pub clock: Option<std::time::Duration>,
 }
 
 impl Host for Recorder {
@@ -52,6 +58,15 @@ impl Host for Recorder {
         let sha = hex::encode(Sha256::digest(&artifact.data));
         self.artifacts.push(artifact);
         Ok(sha)
+    }
+
+    fn now(&mut self) -> std::time::Duration {
+        match self.clock {
+            Some(fixed) => fixed,
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        }
     }
 
     fn log(&mut self, message: &str) {

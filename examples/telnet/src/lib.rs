@@ -149,6 +149,19 @@ mod tests {
         );
     }
 
+    /// Mutated logins: no panic, and TCP's cuts do not change the answer
+    /// (option negotiation split from the name, a CR apart from its LF).
+    #[test]
+    fn mutated_logins_hold() {
+        let summary = spampot_sdk::testing::Fuzz::new(&[
+            b"admin\r\n1234\r\nroot\r\nroot\r\nuser\r\npass\r\n",
+            b"\xff\xfd\x01\xff\xfb\x1fguest\npw\n\xff\xfe\x03support\r\x00support\r\n",
+        ])
+        .conn(ConnInfo::test(23))
+        .run::<Telnet>();
+        assert!(summary.closed > summary.cases / 10, "{summary:?}");
+    }
+
     #[test]
     fn an_overlong_line_ends_the_session() {
         let mut h = Harness::<Telnet>::new(ConnInfo::test(23));

@@ -3,6 +3,7 @@
 
 mod connect;
 mod errors;
+mod fuzz;
 mod get;
 
 use http_proxy::HttpProxy;

@@ -4,6 +4,7 @@
 mod auth;
 mod data;
 mod dialogue;
+mod fuzz;
 mod probe;
 mod store;
 

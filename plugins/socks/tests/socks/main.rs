@@ -1,6 +1,7 @@
 //! The SOCKS plugin driven through the SDK's native harness: every reply
 //! byte, every split of the request, every `proxy.request` kind.
 
+mod fuzz;
 mod v4;
 mod v5;
 
