@@ -21,7 +21,7 @@
 use sha2::{Digest, Sha256};
 
 mod fuzz;
-pub use fuzz::Fuzz;
+pub use fuzz::{Fuzz, FuzzCase, FuzzSummary};
 
 use crate::native::NativeSession;
 use crate::{

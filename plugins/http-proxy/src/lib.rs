@@ -92,4 +92,19 @@
 
 pub use http_proxy_core::*;
 
+/// What open-proxy abusers and proxy checkers send: the corpus the fuzz
+/// tests mutate, natively and through the component.
+pub const CONVERSATIONS: &[&[u8]] = &[
+    b"CONNECT mx.example.com:25 HTTP/1.0\r\n\r\nEHLO spam\r\nMAIL FROM:<a@b>\r\n",
+    b"CONNECT 192.0.2.25:25 HTTP/1.1\r\nHost: 192.0.2.25:25\r\nProxy-Authorization: Basic dTpw\r\n\r\n",
+    b"GET http://judge.example.com/azenv.php?x=1 HTTP/1.1\r\nHost: judge.example.com\r\n\
+      User-Agent: ProxyChecker/2.0\r\nProxy-Connection: keep-alive\r\n\r\n\
+      GET http://judge.example.com/azenv.php HTTP/1.0\r\n\r\n",
+    b"POST http://www.example.com/form HTTP/1.1\r\nHost: www.example.com\r\n\
+      Content-Length: 11\r\n\r\nhello=world GET / HTTP/1.0\r\n\r\n",
+    b"CONNECT www.example.com:443 HTTP/1.1\r\n\r\n\x16\x03\x01\x00\x05hello",
+    b"GET http://[2001:db8::1]:8080/x HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\n\
+      Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+];
+
 spampot_sdk::export_emulator!(HttpProxy);

@@ -66,6 +66,17 @@ use spampot_sdk::{
 /// The upload command byte and the worm's magic.
 pub const MAGIC: [u8; 5] = [0x85, 0x13, 0x3C, 0x9E, 0xA2];
 
+/// An upload (the magic, then an executable's first bytes), proxy requests
+/// and a stray HTTP request: the corpus the fuzz tests mutate, natively and
+/// through the component.
+pub const CONVERSATIONS: &[&[u8]] = &[
+    b"\x85\x13\x3c\x9e\xa2\x4d\x5a\x90\x00\x03\x00\x00\x00payload bytes",
+    b"\x04\x01\x00\x19\xc8\xa0\x02\x03\x00",
+    b"\x04\x01\x00\x19\xc8\xa0\x02\x03\x00HELO x\r\n",
+    b"\x05\x01\x00\x05\x01\x00\x03\x0emx.example.com\x00\x19",
+    b"GET / HTTP/1.0\r\n\r\n",
+];
+
 /// Default cap on the bytes of one upload that are kept.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 15 * 1024 * 1024;
 

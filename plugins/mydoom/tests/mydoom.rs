@@ -285,15 +285,8 @@ fn describes_itself() {
 /// change the answer.
 #[test]
 fn mutated_streams_never_panic_and_do_not_depend_on_cuts() {
-    let upload = [&MAGIC[..], b"\x4d\x5a\x90\x00\x03\x00\x00\x00payload bytes"].concat();
-    let corpus: &[&[u8]] = &[
-        &upload,
-        CONNECT_25,
-        b"\x04\x01\x00\x19\xc8\xa0\x02\x03\x00HELO x\r\n",
-        b"\x05\x01\x00\x05\x01\x00\x03\x0emx.example.com\x00\x19",
-        b"GET / HTTP/1.0\r\n\r\n",
-    ];
-    let summary = spampot_sdk::testing::Fuzz::new(corpus)
+    assert!(mydoom::CONVERSATIONS[0].starts_with(&MAGIC));
+    let summary = spampot_sdk::testing::Fuzz::new(mydoom::CONVERSATIONS)
         .conn(ConnInfo::test(3127))
         .run::<MyDoom>();
     assert!(summary.stored > summary.cases / 100, "{summary:?}");

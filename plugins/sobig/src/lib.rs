@@ -26,6 +26,16 @@
 
 pub use http_proxy_core::*;
 
+/// A CONNECT to port 25, a judge GET, a POST and a SOCKS request on the
+/// wrong port: the corpus the fuzz tests mutate, natively and through the
+/// component.
+pub const CONVERSATIONS: &[&[u8]] = &[
+    b"CONNECT mx.example.com:25 HTTP/1.0\r\n\r\nHELO spam\r\n",
+    b"GET http://judge.example.com/azenv.php HTTP/1.1\r\nHost: judge.example.com\r\n\r\n",
+    b"POST http://www.example.com/ HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+    b"\x04\x01\x00\x19\xc8\xa0\x02\x03\x00",
+];
+
 use spampot_sdk::{ConnInfo, PluginInfo, export_emulator};
 
 /// The persona of Sobig.F's proxy.

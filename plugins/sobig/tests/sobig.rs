@@ -139,13 +139,7 @@ fn describes_itself() {
 /// Mutated proxy requests: no panic, and TCP's cuts do not change the answer.
 #[test]
 fn mutated_requests_never_panic_and_do_not_depend_on_cuts() {
-    let corpus: &[&[u8]] = &[
-        CONNECT_25,
-        b"GET http://judge.example.com/azenv.php HTTP/1.1\r\nHost: judge.example.com\r\n\r\n",
-        b"POST http://www.example.com/ HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
-        b"\x04\x01\x00\x19\xc8\xa0\x02\x03\x00",
-    ];
-    let summary = spampot_sdk::testing::Fuzz::new(corpus)
+    let summary = spampot_sdk::testing::Fuzz::new(sobig::CONVERSATIONS)
         .conn(ConnInfo::test(3382))
         .run::<Sobig>();
     assert!(summary.spliced > 0, "{summary:?}");

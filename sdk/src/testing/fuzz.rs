@@ -65,6 +65,7 @@ const TOKENS: &[&[u8]] = &[
 /// that nothing panicked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FuzzSummary {
+    /// Cases played.
     pub cases: u32,
     /// Cases whose session asked to close.
     pub closed: u32,
@@ -136,10 +137,7 @@ impl<'a> Fuzz<'a> {
     pub fn run<E: Emulator>(&self) -> FuzzSummary {
         let name = E::describe().name;
         let mut summary = FuzzSummary::default();
-        for case in 0..self.cases {
-            let mut rng = Rng::new(self.seed ^ u64::from(case).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let input = mutate(&self.corpus, &mut rng);
-            let cuts = cut(input.len(), &mut rng);
+        for (case, FuzzCase { input, cuts }) in (0u32..).zip(self.inputs()) {
             let pieces: Vec<&[u8]> = cuts.iter().map(|r| &input[r.clone()]).collect();
             let failure = |how: &str, what: String| -> ! {
                 panic!(
@@ -190,6 +188,35 @@ impl<'a> Fuzz<'a> {
             summary.stored += u32::from(!in_pieces.artifacts.is_empty());
         }
         summary
+    }
+}
+
+impl Fuzz<'_> {
+    /// The cases `run` plays, for a harness of another kind (the sensor's
+    /// tests play them through the compiled components).
+    pub fn inputs(&self) -> impl Iterator<Item = FuzzCase> + '_ {
+        (0..self.cases).map(|case| {
+            let mut rng = Rng::new(self.seed ^ u64::from(case).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let input = mutate(&self.corpus, &mut rng);
+            let cuts = cut(input.len(), &mut rng);
+            FuzzCase { input, cuts }
+        })
+    }
+}
+
+/// One mutated conversation and where it is cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuzzCase {
+    /// The bytes from the client.
+    pub input: Vec<u8>,
+    /// Consecutive ranges of `input` that together cover it.
+    pub cuts: Vec<std::ops::Range<usize>>,
+}
+
+impl FuzzCase {
+    /// The pieces, in order.
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.cuts.iter().map(|r| &self.input[r.clone()])
     }
 }
 
