@@ -2,14 +2,13 @@
 //! corpus its own tests mutate) played through its compiled component, in
 //! the pieces the case cuts: hostile bytes never trap the sandbox (a trap
 //! loses the session and tells the abuser the port is not what it claims),
-//! and the component ends each session as the same code linked natively
-//! does, closed or spliced to the same target.
-//!
-//! The replies are not compared byte for byte: the two runs read the
-//! host's clock at different moments, and banners and pages carry it. The
-//! SDK's native fuzz tests compare replies under a fixed clock.
+//! and the component answers exactly as the same code linked natively:
+//! the same bytes, then closed or spliced to the same target. Both see one
+//! fixed clock, and a wasm32 build that differs from the native one (a
+//! 32-bit `usize` overflowing, say) shows as a different answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use spampot::config::Limits;
 use spampot::harness::Harness;
@@ -20,19 +19,22 @@ use spampot_blackbox::wasm;
 use spampot_sdk::testing::{Fuzz, FuzzCase};
 
 /// Cases per plugin: each is two sessions, component and native. The
-/// plugins' native tests run 400 with reply comparison; here what is new
-/// is the sandbox, and 150 keep this test to seconds in a debug build.
+/// plugins' own tests run 400 natively; here what is new is the sandbox,
+/// and 150 keep this test to seconds in a debug build.
 const CASES: u32 = 150;
 
 /// A sensor plugin's native build, its port and its fuzz corpus.
 type PluginUnderTest = (Arc<Plugin>, u16, &'static [&'static [u8]]);
 
-/// How a session ended.
+/// The wall clock both builds see.
+const CLOCK: Duration = Duration::from_secs(1_795_000_000);
+
+/// What a session sent and how it ended.
 #[derive(Debug, PartialEq, Eq)]
 struct End {
+    sent: Vec<u8>,
     closed: bool,
     splice: Option<(String, u16)>,
-    sent_anything: bool,
 }
 
 async fn play(
@@ -44,13 +46,17 @@ async fn play(
 ) -> Result<End, String> {
     let (link, conn) = host.session(session, port, plugin.name());
     let mut s = plugin
-        .start_session(HostState::new(link), conn, Vec::new())
+        .start_session(
+            HostState::new(link).with_fixed_clock(CLOCK),
+            conn,
+            Vec::new(),
+        )
         .await
         .map_err(|t| format!("start: {t:?}"))?;
     let mut end = End {
+        sent: Vec::new(),
         closed: false,
         splice: None,
-        sent_anything: false,
     };
     let take = |actions: Vec<wit::Action>, end: &mut End| {
         for action in actions {
@@ -58,7 +64,7 @@ async fn play(
                 break;
             }
             match action {
-                wit::Action::Send(bytes) => end.sent_anything |= !bytes.is_empty(),
+                wit::Action::Send(bytes) => end.sent.extend_from_slice(&bytes),
                 wit::Action::Close => end.closed = true,
                 wit::Action::Splice(req) => end.splice = Some((req.target.host, req.target.port)),
                 wit::Action::DelayMs(_) => {}
@@ -97,8 +103,11 @@ async fn fuzz_component(runtime: &Arc<Runtime>, native: Arc<Plugin>, port: u16, 
         .load(&wasm(&name))
         .await
         .unwrap_or_else(|e| panic!("load {name}: {e:?}"));
-    let data = tempfile::tempdir().unwrap();
-    let host = Harness::open(Limits::default(), data.path()).unwrap();
+    // One store each, so both sessions can have the same id: the SMTP
+    // plugin's queue ids grow from it.
+    let (data_c, data_n) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let host_c = Harness::open(Limits::default(), data_c.path()).unwrap();
+    let host_n = Harness::open(Limits::default(), data_n.path()).unwrap();
     let mut ends = 0;
     for (i, case) in Fuzz::new(corpus).cases(CASES).inputs().enumerate() {
         let describe = || {
@@ -108,17 +117,30 @@ async fn fuzz_component(runtime: &Arc<Runtime>, native: Arc<Plugin>, port: u16, 
                 case.cuts
             )
         };
-        let sandboxed = play(&component, &host, 2 * i, port, &case)
+        let sandboxed = play(&component, &host_c, i, port, &case)
             .await
             .unwrap_or_else(|trap| panic!("the component trapped in {trap}; {}", describe()));
-        let linked = play(&native, &host, 2 * i + 1, port, &case)
+        let linked = play(&native, &host_n, i, port, &case)
             .await
             .unwrap_or_else(|e| panic!("the native build failed in {e}; {}", describe()));
-        assert_eq!(sandboxed, linked, "component vs native; {}", describe());
+        if sandboxed != linked {
+            panic!(
+                "the component answered b\"{}\" (closed {}, splice {:?}), the native build \
+                 b\"{}\" (closed {}, splice {:?}); {}",
+                sandboxed.sent.escape_ascii(),
+                sandboxed.closed,
+                sandboxed.splice,
+                linked.sent.escape_ascii(),
+                linked.closed,
+                linked.splice,
+                describe()
+            );
+        }
         ends += usize::from(sandboxed.closed || sandboxed.splice.is_some());
     }
     assert!(ends > 0, "{name}: no case reached a close or a splice");
-    host.store.close().await;
+    host_c.store.close().await;
+    host_n.store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,9 @@ pub struct HostState {
     /// Where this instance's events and artifacts go; `None` while a plugin
     /// is probed at load time.
     link: Option<SessionLink>,
+    /// The wall clock `now` answers; `None` is the system's. Fixed only by
+    /// tests that compare two runs of a session byte for byte.
+    clock: Option<std::time::Duration>,
 }
 
 /// An artifact that passed the checks and waits to be stored.
@@ -87,7 +90,23 @@ impl HostState {
             limits: plugin::store_limits(&link.limits),
             meter,
             link: Some(link),
+            clock: None,
         }
+    }
+
+    /// The same state with `now` fixed at `since_epoch`.
+    pub fn with_fixed_clock(mut self, since_epoch: std::time::Duration) -> Self {
+        self.clock = Some(since_epoch);
+        self
+    }
+
+    /// The wall clock this session's plugin sees, since the Unix epoch.
+    pub fn now(&self) -> std::time::Duration {
+        self.clock.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+        })
     }
 
     /// State for probing a plugin (describe) with nowhere to send events.
@@ -98,6 +117,7 @@ impl HostState {
             limits: plugin::store_limits(limits),
             meter: CallMeter::new(std::time::Duration::from_millis(limits.call_deadline_ms)),
             link: None,
+            clock: None,
         }
     }
 
@@ -308,9 +328,7 @@ impl WitHost for HostState {
     }
 
     async fn now(&mut self) -> wasmtime::Result<(u64, u32)> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = HostState::now(self);
         Ok((now.as_secs(), now.subsec_nanos()))
     }
 }

@@ -114,6 +114,10 @@ impl sdk::Host for NativeHost<'_> {
     fn log(&mut self, message: &str) {
         self.state.log_line(message.to_owned());
     }
+
+    fn now(&mut self) -> std::time::Duration {
+        self.state.now()
+    }
 }
 
 fn event_to_wit(event: sdk::Event) -> wit::Event {
