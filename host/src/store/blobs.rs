@@ -400,7 +400,10 @@ pub(super) fn check_record(
     file.read_exact_at(&mut raw, offset)?;
     let header = RecordHeader::decode(&raw)
         .ok_or_else(|| io::Error::other(format!("no record at offset {offset} of {path}")))?;
-    let end = offset + RECORD_HEADER_LEN + stored_len;
+    let end = offset
+        .checked_add(RECORD_HEADER_LEN)
+        .and_then(|o| o.checked_add(stored_len))
+        .ok_or_else(|| io::Error::other(format!("record at offset {offset} runs past 2^64")))?;
     if header.sha256_hex() != sha256 || header.stored_len != stored_len {
         return Err(io::Error::other(format!(
             "the record at offset {offset} of {path} is another body"

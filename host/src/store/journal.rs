@@ -60,7 +60,7 @@ const PREALLOCATE_BYTES: u64 = 4 << 20;
 
 /// A replayed batch larger than this is refused as corrupt: the writer's
 /// batches are at most `max_batch` envelopes, far below it.
-const MAX_RECORD_PAYLOAD: u64 = 256 << 20;
+pub(super) const MAX_RECORD_PAYLOAD: u64 = 256 << 20;
 
 /// Where the database's rows end in the journal: the segment and the offset
 /// after the last batch committed (the `journal` table's one row). Ordered
@@ -326,8 +326,12 @@ pub(super) fn read_records(dir: &Dir, id: i64, from: u64) -> io::Result<Vec<(Vec
             break;
         }
         let n = u64::from_le_bytes(rec_head[4..12].try_into().expect("8 bytes"));
+        // A damaged length can be anything: bound it before adding.
+        if n > MAX_RECORD_PAYLOAD {
+            break;
+        }
         let end = at + RECORD_HEAD_LEN + n + RECORD_TAIL_LEN;
-        if n > MAX_RECORD_PAYLOAD || end > len {
+        if end > len {
             break;
         }
         let mut payload = vec![0u8; n as usize];
