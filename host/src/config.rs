@@ -470,6 +470,44 @@ mod tests {
         Config::parse(text, Path::new("test.toml"))
     }
 
+    /// Mutations of the shipped config (typos, stray bytes, truncation,
+    /// huge numbers, lines out of place) are refused with an error that
+    /// names the file, and a line inside it when it names one; never a
+    /// panic. Rule 4: a config file is operator input.
+    #[test]
+    fn mutated_configs_get_an_error_not_a_panic() {
+        let shipped = include_bytes!("../../spampot.toml");
+        assert!(parse(std::str::from_utf8(shipped).unwrap()).is_ok());
+        let (mut refused, mut accepted) = (0, 0);
+        for case in spampot_sdk::testing::Fuzz::new(&[shipped])
+            .cases(300)
+            .inputs()
+        {
+            let text = String::from_utf8_lossy(&case.input);
+            let result = std::panic::catch_unwind(|| parse(&text))
+                .unwrap_or_else(|_| panic!("parsing panicked on:\n{text}"));
+            match result {
+                Ok(_) => accepted += 1,
+                Err(e) => {
+                    refused += 1;
+                    assert!(e.to_string().contains("test.toml"), "{e}");
+                    if let ConfigError::Invalid { line, .. } = e {
+                        assert!(
+                            (1..=text.lines().count().max(1)).contains(&line),
+                            "{line}: {text}"
+                        );
+                    }
+                }
+            }
+        }
+        // Both sides are reached: a fuzzer that broke every file, or none,
+        // would prove little.
+        assert!(
+            refused > 0 && accepted > 0,
+            "{refused} refused, {accepted} accepted"
+        );
+    }
+
     #[test]
     fn listener_defaults_and_plugin_settings() {
         let config = parse(
