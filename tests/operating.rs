@@ -456,3 +456,82 @@ async fn disable_lets_sessions_finish_and_disable_now_ends_them() {
     assert_eq!(close["dst_port"], 23);
     sensor.stop().await;
 }
+
+/// `spampot fleet`: every sensor of the file asked at once; one that
+/// answers under another name and one that does not answer at all are
+/// named, and the exit status says whether anything needs attention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_names_a_down_sensor_and_a_misnamed_one() {
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut admins = Vec::new();
+    let mut sensors = Vec::new();
+    for _ in 0..2 {
+        let sensor = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
+        let admin = spampot::admin::serve(
+            sensor.server.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            Some("s3cret".into()),
+            stop_rx.clone(),
+        )
+        .await
+        .unwrap();
+        admins.push(admin);
+        sensors.push(sensor);
+    }
+    let down = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |entries: &[(&str, String)]| {
+        let mut text = String::from("min_free_disk_bytes = 0\n");
+        for (name, admin) in entries {
+            text.push_str(&format!(
+                "[[sensor]]\nname = \"{name}\"\nadmin = \"{admin}\"\ntoken = \"s3cret\"\n"
+            ));
+        }
+        let path = dir.path().join(format!("fleet-{}.toml", entries.len()));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let fleet = |path: &std::path::Path, json: bool| {
+        let mut cmd = std::process::Command::new(spampot_blackbox::spampot_bin());
+        cmd.arg("fleet").arg("--sensors").arg(path);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // Healthy: exit 0. (Test sensors all call themselves "test".)
+    let (code, out, err) = fleet(&file(&[("test", admins[0].to_string())]), false);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(" ok "), "{out}");
+
+    let three = file(&[
+        ("test", admins[0].to_string()),
+        ("sensor-02", admins[1].to_string()),
+        ("sensor-03", format!("127.0.0.1:{down}")),
+    ]);
+    let (code, out, err) = fleet(&three, false);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("2 of 3 sensors need attention"), "{err}");
+    assert!(
+        out.contains("reports itself as \"test\", not \"sensor-02\""),
+        "{out}"
+    );
+    assert!(out.contains("DOWN") && out.contains("unreachable"), "{out}");
+
+    let (code, out, _) = fleet(&three, true);
+    assert_eq!(code, Some(1));
+    let health: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let problems = |i: usize| health[i]["problems"].as_array().unwrap().len();
+    assert_eq!((problems(0), problems(1), problems(2)), (0, 1, 1), "{out}");
+    assert!(health[0]["clock_skew_secs"].as_f64().unwrap().abs() < 5.0);
+    assert!(health[2]["status"].is_null());
+    for sensor in sensors {
+        sensor.stop().await;
+    }
+}

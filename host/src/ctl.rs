@@ -1,7 +1,7 @@
-//! The client side of `spampot ctl` and `spampot status`: one HTTP/1.1
-//! request to the sensor's own admin API. This is the only outbound
-//! connection in the host, made by an operator's command to an address the
-//! operator names; no client session can reach it.
+//! The client side of `spampot ctl`, `spampot status` and `spampot fleet`:
+//! one HTTP/1.1 request to a sensor's own admin API. This is the only
+//! outbound connection in the host, made by an operator's command to an
+//! address the operator names; no client session can reach it.
 
 use std::net::SocketAddr;
 use std::time::Duration;

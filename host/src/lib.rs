@@ -31,11 +31,13 @@
 //! - [`stats`]: counters since start.
 //! - [`ratelimit`]: token buckets for connection rates and bandwidth.
 //! - [`ctl`]: the client side of `spampot ctl` and `spampot status`.
+//! - [`fleet`]: `spampot fleet`, the health of several sensors at once.
 
 pub mod admin;
 pub mod config;
 pub mod ctl;
 pub mod events;
+pub mod fleet;
 pub mod harness;
 pub mod host_api;
 pub mod listener;

@@ -60,6 +60,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check several sensors at once (from a fleet file): which are down,
+    /// which ports do not listen, whose clock or disk needs attention.
+    /// Exits 1 if any sensor has a problem, so a cron job can alert.
+    Fleet {
+        /// The fleet file: a [[sensor]] table per sensor (name, admin, token).
+        #[arg(long)]
+        sensors: PathBuf,
+        /// Print every sensor's health and status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Control a running sensor: listeners, plugins, config.
     Ctl {
         #[command(flatten)]
@@ -277,6 +288,23 @@ fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Fleet { sensors, json } => {
+            let fleet = spampot::fleet::Fleet::load(&sensors)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let health = runtime.block_on(spampot::fleet::check(&fleet));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&health)?);
+            } else {
+                print_fleet(&health);
+            }
+            let sick = health.iter().filter(|h| !h.healthy()).count();
+            if sick > 0 {
+                anyhow::bail!("{sick} of {} sensors need attention", health.len());
+            }
+            Ok(())
+        }
         Command::Ctl { admin, action } => {
             let (method, path) = match &action {
                 CtlAction::List => ("GET", "/status".to_string()),
@@ -490,6 +518,48 @@ fn admin_request(admin: &AdminArgs, method: &str, path: &str) -> Result<serde_js
         path,
         admin.token.as_deref(),
     ))?)
+}
+
+/// A line per sensor, then its problems.
+fn print_fleet(health: &[spampot::fleet::SensorHealth]) {
+    println!(
+        "{:<16} {:<22} {:<5} {:>10} {:>8} {:>10} {:>10} {:>10}",
+        "sensor", "admin", "state", "uptime", "skew", "sessions", "messages", "free disk"
+    );
+    for h in health {
+        let state = match (&h.status, h.healthy()) {
+            (None, _) => "DOWN",
+            (Some(_), true) => "ok",
+            (Some(_), false) => "WARN",
+        };
+        let s = h.status.as_ref();
+        let field = |f: &dyn Fn(&serde_json::Value) -> Option<String>| {
+            s.and_then(f).unwrap_or_else(|| "-".into())
+        };
+        println!(
+            "{:<16} {:<22} {:<5} {:>10} {:>8} {:>10} {:>10} {:>10}",
+            h.name,
+            h.admin.to_string(),
+            state,
+            field(&|s| s["uptime_secs"].as_u64().map(|u| format!(
+                "{}h{:02}m",
+                u / 3600,
+                u % 3600 / 60
+            ))),
+            h.clock_skew_secs
+                // No "-0.0s" for a clock that agrees.
+                .map(|k| format!("{:+.1}s", if k.abs() < 0.05 { 0.0 } else { k }))
+                .unwrap_or_else(|| "-".into()),
+            field(&|s| s["counters"]["sessions"].as_u64().map(|n| n.to_string())),
+            field(&|s| s["counters"]["messages"].as_u64().map(|n| n.to_string())),
+            field(&|s| s["store"]["free_disk_bytes"]
+                .as_u64()
+                .map(|b| format!("{} GiB", b >> 30))),
+        );
+        for p in &h.problems {
+            println!("    - {p}");
+        }
+    }
 }
 
 /// A human summary of `/status`.
