@@ -30,6 +30,11 @@ pub enum CtlError {
 /// Answers are small JSON documents; a sensor that hangs must not hang the CLI.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `/status` of a sensor with a hundred listeners and plugins is tens of
+/// KiB; an address that streams without end (a wrong port in a fleet file)
+/// must not fill this process's memory before the timeout.
+const MAX_ANSWER_BYTES: u64 = 4 << 20;
+
 /// Send `method path` to the admin API and return the JSON body of a 2xx
 /// answer; other answers become [`CtlError::Refused`] with the API's message.
 pub async fn request(
@@ -61,7 +66,17 @@ async fn exchange(
     let io = |e: std::io::Error| CtlError::Protocol(e.to_string());
     stream.write_all(head.as_bytes()).await.map_err(io)?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.map_err(io)?;
+    (&mut stream)
+        .take(MAX_ANSWER_BYTES + 1)
+        .read_to_end(&mut raw)
+        .await
+        .map_err(io)?;
+    if raw.len() as u64 > MAX_ANSWER_BYTES {
+        return Err(CtlError::Protocol(format!(
+            "the answer from {addr} is larger than {} MiB: not a spampot admin API?",
+            MAX_ANSWER_BYTES >> 20
+        )));
+    }
     let (status, body) = parse_response(&raw)?;
     let json: serde_json::Value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
@@ -135,5 +150,20 @@ mod tests {
         assert_eq!(status, 404);
         assert_eq!(body, b"{\"a\":1}");
         assert!(parse_response(b"garbage").is_err());
+    }
+
+    /// A wrong address that streams without end gets an error at the cap,
+    /// not a process that grows until the timeout.
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_cap() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let chunk = vec![b'x'; 64 << 10];
+            while s.write_all(&chunk).await.is_ok() {}
+        });
+        let err = request(addr, "GET", "/status", None).await.unwrap_err();
+        assert!(err.to_string().contains("larger than 4 MiB"), "{err}");
     }
 }
