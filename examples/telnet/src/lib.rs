@@ -157,6 +157,13 @@ mod tests {
             b"admin\r\n1234\r\nroot\r\nroot\r\nuser\r\npass\r\n",
             b"\xff\xfd\x01\xff\xfb\x1fguest\npw\n\xff\xfe\x03support\r\x00support\r\n",
         ])
+        // Telnet's own fragments: IAC commands, an unfinished subnegotiation.
+        .tokens(&[
+            b"\xff\xfb\x01",
+            b"\xff\xfa\x18\x00",
+            b"\xff\xf0",
+            b"\xff\xff",
+        ])
         .conn(ConnInfo::test(23))
         .run::<Telnet>();
         assert!(summary.closed > summary.cases / 10, "{summary:?}");

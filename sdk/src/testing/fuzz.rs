@@ -93,6 +93,8 @@ pub struct FuzzSummary {
 /// ```
 pub struct Fuzz<'a> {
     corpus: Vec<&'a [u8]>,
+    /// Fragments inserted out of place: the built-in ones and the plugin's.
+    tokens: Vec<&'a [u8]>,
     conn: ConnInfo,
     config: Config,
     cases: u32,
@@ -105,11 +107,20 @@ impl<'a> Fuzz<'a> {
         assert!(!corpus.is_empty(), "a fuzz corpus needs a conversation");
         Fuzz {
             corpus: corpus.to_vec(),
+            tokens: TOKENS.to_vec(),
             conn: ConnInfo::test(0),
             config: Config::default(),
             cases: env_number("SPAMPOT_FUZZ_CASES").map_or(DEFAULT_CASES, |n| n as u32),
             seed: env_number("SPAMPOT_FUZZ_SEED").unwrap_or(0x5eed_5a11_2006_0007),
         }
+    }
+
+    /// Fragments of your protocol to insert out of place, beside the
+    /// built-in ones (line ends, SMTP and HTTP commands, SOCKS headers):
+    /// its commands, its length prefixes, its escape sequences.
+    pub fn tokens(mut self, tokens: &[&'a [u8]]) -> Self {
+        self.tokens.extend_from_slice(tokens);
+        self
     }
 
     /// The connection each session starts with.
@@ -197,7 +208,7 @@ impl Fuzz<'_> {
     pub fn inputs(&self) -> impl Iterator<Item = FuzzCase> + '_ {
         (0..self.cases).map(|case| {
             let mut rng = Rng::new(self.seed ^ u64::from(case).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let input = mutate(&self.corpus, &mut rng);
+            let input = mutate(&self.corpus, &self.tokens, &mut rng);
             let cuts = cut(input.len(), &mut rng);
             FuzzCase { input, cuts }
         })
@@ -319,7 +330,7 @@ fn play<E: Emulator>(conn: &ConnInfo, config: &Config, pieces: &[&[u8]]) -> Outc
 }
 
 /// A corpus conversation with one to six mutations.
-fn mutate(corpus: &[&[u8]], rng: &mut Rng) -> Vec<u8> {
+fn mutate(corpus: &[&[u8]], tokens: &[&[u8]], rng: &mut Rng) -> Vec<u8> {
     let mut input = corpus[rng.below(corpus.len())].to_vec();
     for _ in 0..1 + rng.below(6) {
         let len = input.len();
@@ -339,7 +350,7 @@ fn mutate(corpus: &[&[u8]], rng: &mut Rng) -> Vec<u8> {
             }
             // A token out of place.
             3 => {
-                let token = TOKENS[rng.below(TOKENS.len())];
+                let token = tokens[rng.below(tokens.len())];
                 input.splice(at..at, token.iter().copied());
             }
             // Delete a range.
@@ -503,6 +514,18 @@ mod tests {
     }
 
     #[test]
+    fn a_plugins_own_tokens_reach_it() {
+        let found = catch_unwind(|| {
+            Fuzz::new(&[b"hello\n"])
+                .tokens(&[b"boom\n"])
+                .cases(2000)
+                .run::<Lines>();
+        })
+        .expect_err("the token puts a line of boom in front of a line");
+        assert!(panic_text(&found).contains("panicked"));
+    }
+
+    #[test]
     fn answers_that_depend_on_the_cuts_are_found() {
         let found = catch_unwind(|| {
             Fuzz::new(&[b"hello world, a longer line\r\n"])
@@ -525,7 +548,7 @@ mod tests {
             let mut rng = Rng::new(seed);
             (0..50)
                 .map(|_| {
-                    let input = mutate(corpus, &mut rng);
+                    let input = mutate(corpus, TOKENS, &mut rng);
                     let cuts = cut(input.len(), &mut rng);
                     (input, cuts)
                 })
