@@ -312,11 +312,19 @@ fn html_with_no_data_still_renders() {
 }
 
 /// Renders the page in headless Chromium and checks the screenshot is not
-/// blank. Needs `chromium` on PATH (not installed on the dev VM or CI), so it
-/// is ignored by default: `cargo test -p spampot-report -- --ignored chromium`.
+/// blank: the charts are inline SVG, and a browser is what draws them.
+/// Needs `chromium` on PATH (the Debian package; `.ci/run` installs it).
 #[test]
-#[ignore = "needs chromium on PATH; run with --ignored where it is installed"]
 fn chromium_renders_the_page() {
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v chromium"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "chromium is not installed: `apt-get install chromium` (.ci/run does)"
+    );
     let (d, r) = report();
     let page = d.path().join("report.html");
     std::fs::write(&page, out(&r, Format::Html, None)).unwrap();
