@@ -535,3 +535,72 @@ async fn fleet_names_a_down_sensor_and_a_misnamed_one() {
         sensor.stop().await;
     }
 }
+
+/// The dashboard in a real browser: headless Chromium loads `/`, its
+/// script fetches `/status`, and the DOM it leaves shows the sensor, its
+/// counters and its listeners. Only loopback is reached: the page has no
+/// external resources, Chromium's own background traffic is off, and
+/// anything else would go to a closed proxy port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_renders_the_status_in_a_browser() {
+    spampot_blackbox::require("chromium");
+    let sensor = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let admin = spampot::admin::serve(
+        sensor.server.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        stop_rx,
+    )
+    .await
+    .unwrap();
+    let mut c = Client::connect(sensor.addr(25)).await;
+    c.read_until("\r\n").await;
+    c.send("QUIT\r\n").await;
+    c.read_to_close().await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://{admin}/");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--virtual-time-budget=3000",
+                // Anything not loopback (which Chromium never proxies) goes
+                // to a closed port: the test cannot reach out.
+                "--proxy-server=127.0.0.1:9",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("--dump-dom")
+            .arg(&url)
+            .output()
+            .expect("chromium runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "test · v",             // the sensor's name and version
+        "<b>1</b>sessions<",    // the counters
+        "<td>25</td>",          // the listener, by its configured port
+        "class=\"ok\">serving", // and its state
+        "<td>smtp</td>",        // the plugin
+        "\"quota_bytes\"",      // the store
+    ] {
+        assert!(dom.contains(expected), "{expected:?} missing from:\n{dom}");
+    }
+    // Not the error line the script writes when /status fails.
+    assert!(dom.contains("id=\"meta\">up "), "{dom}");
+    sensor.stop().await;
+}

@@ -335,6 +335,9 @@ fn chromium_renders_the_page() {
             "--no-sandbox",
             "--disable-gpu",
             "--disable-background-networking",
+            // A file:// page needs no network; anything else would go to
+            // a closed port.
+            "--proxy-server=127.0.0.1:9",
             &format!("--screenshot={}", png.display()),
             "--window-size=1200,2000",
             &format!("file://{}", page.display()),
