@@ -48,6 +48,12 @@ run-privileged: build
 test: plugins
     cargo test --workspace
 
+# A long fuzz campaign by hand (the tests run 400 cases a plugin, 150
+# through the components): every fuzz test with `cases` cases and `seed`.
+fuzz cases="100000" seed="1": plugins
+    SPAMPOT_FUZZ_CASES={{ cases }} SPAMPOT_FUZZ_SEED={{ seed }} cargo test --release --workspace -- mutated damaged_journal
+    SPAMPOT_FUZZ_CASES={{ cases }} SPAMPOT_FUZZ_SEED={{ seed }} cargo test --release -p spampot-blackbox --test fuzz
+
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all -- --check
