@@ -1,5 +1,5 @@
-//! Every sensor plugin's fuzz cases (`spampot_sdk::testing::Fuzz`, the
-//! corpus its own tests mutate) played through its compiled component, in
+//! Every plugin's fuzz cases (`spampot_sdk::testing::Fuzz`, the corpus
+//! its own tests mutate) played through its compiled component, in
 //! the pieces the case cuts: hostile bytes never trap the sandbox (a trap
 //! loses the session and tells the abuser the port is not what it claims),
 //! and the component answers exactly as the same code linked natively:
@@ -23,8 +23,13 @@ use spampot_sdk::testing::{Fuzz, FuzzCase};
 /// and 150 keep this test to seconds in a debug build.
 const CASES: u32 = 150;
 
-/// A sensor plugin's native build, its port and its fuzz corpus.
-type PluginUnderTest = (Arc<Plugin>, u16, &'static [&'static [u8]]);
+/// A plugin's native build, its port, its fuzz corpus and its own tokens.
+type PluginUnderTest = (
+    Arc<Plugin>,
+    u16,
+    &'static [&'static [u8]],
+    &'static [&'static [u8]],
+);
 
 /// The wall clock both builds see.
 const CLOCK: Duration = Duration::from_secs(1_795_000_000);
@@ -97,7 +102,7 @@ async fn play(
     Ok(end)
 }
 
-async fn fuzz_component(runtime: &Arc<Runtime>, native: Arc<Plugin>, port: u16, corpus: &[&[u8]]) {
+async fn fuzz_component(runtime: &Arc<Runtime>, (native, port, corpus, tokens): PluginUnderTest) {
     let name = native.name().to_owned();
     let component = runtime
         .load(&wasm(&name))
@@ -109,7 +114,8 @@ async fn fuzz_component(runtime: &Arc<Runtime>, native: Arc<Plugin>, port: u16, 
     let host_c = Harness::open(Limits::default(), data_c.path()).unwrap();
     let host_n = Harness::open(Limits::default(), data_n.path()).unwrap();
     let mut ends = 0;
-    for (i, case) in Fuzz::new(corpus).cases(CASES).inputs().enumerate() {
+    let fuzz = Fuzz::new(corpus).tokens(tokens).cases(CASES);
+    for (i, case) in fuzz.inputs().enumerate() {
         let describe = || {
             format!(
                 "{name}, fuzz case {i}: input b\"{}\", pieces {:?}",
@@ -144,36 +150,49 @@ async fn fuzz_component(runtime: &Arc<Runtime>, native: Arc<Plugin>, port: u16, 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_bytes_never_trap_a_sensor_plugin() {
+async fn hostile_bytes_never_trap_a_plugin() {
     let runtime = Runtime::new(&Limits::default(), None).expect("engine");
-    let plugins: [PluginUnderTest; 5] = [
+    let plugins: [PluginUnderTest; 6] = [
         (
             Plugin::native(Native::<smtp::Smtp>::factory()),
             25,
             smtp::CONVERSATIONS,
+            &[],
         ),
         (
             Plugin::native(Native::<http_proxy::HttpProxy>::factory()),
             8080,
             http_proxy::CONVERSATIONS,
+            &[],
         ),
         (
             Plugin::native(Native::<socks::SocksProxy>::factory()),
             1080,
             socks::CONVERSATIONS,
+            &[],
         ),
         (
             Plugin::native(Native::<mydoom::MyDoom>::factory()),
             3127,
             mydoom::CONVERSATIONS,
+            &[],
         ),
         (
             Plugin::native(Native::<sobig::Sobig>::factory()),
             3382,
             sobig::CONVERSATIONS,
+            &[],
+        ),
+        // The example, built for wasm32-wasip2 as a plugin author builds:
+        // its WASI context is the sealed one.
+        (
+            Plugin::native(Native::<telnet::Telnet>::factory()),
+            23,
+            telnet::CONVERSATIONS,
+            telnet::TOKENS,
         ),
     ];
-    for (native, port, corpus) in plugins {
-        fuzz_component(&runtime, native, port, corpus).await;
+    for plugin in plugins {
+        fuzz_component(&runtime, plugin).await;
     }
 }

@@ -103,6 +103,22 @@ fn strip_telnet_commands(line: &[u8]) -> &[u8] {
 
 export_emulator!(Telnet);
 
+/// Logins bots try, with and without option negotiation: what the fuzz
+/// tests mutate, natively and (in the sensor's tests) as a component.
+pub const CONVERSATIONS: &[&[u8]] = &[
+    b"admin\r\n1234\r\nroot\r\nroot\r\nuser\r\npass\r\n",
+    b"\xff\xfd\x01\xff\xfb\x1fguest\npw\n\xff\xfe\x03support\r\x00support\r\n",
+];
+
+/// Telnet's own fragments for the fuzzer to insert: IAC commands, an
+/// unfinished subnegotiation, an escaped 0xff.
+pub const TOKENS: &[&[u8]] = &[
+    b"\xff\xfb\x01",
+    b"\xff\xfa\x18\x00",
+    b"\xff\xf0",
+    b"\xff\xff",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,19 +169,10 @@ mod tests {
     /// (option negotiation split from the name, a CR apart from its LF).
     #[test]
     fn mutated_logins_hold() {
-        let summary = spampot_sdk::testing::Fuzz::new(&[
-            b"admin\r\n1234\r\nroot\r\nroot\r\nuser\r\npass\r\n",
-            b"\xff\xfd\x01\xff\xfb\x1fguest\npw\n\xff\xfe\x03support\r\x00support\r\n",
-        ])
-        // Telnet's own fragments: IAC commands, an unfinished subnegotiation.
-        .tokens(&[
-            b"\xff\xfb\x01",
-            b"\xff\xfa\x18\x00",
-            b"\xff\xf0",
-            b"\xff\xff",
-        ])
-        .conn(ConnInfo::test(23))
-        .run::<Telnet>();
+        let summary = spampot_sdk::testing::Fuzz::new(CONVERSATIONS)
+            .tokens(TOKENS)
+            .conn(ConnInfo::test(23))
+            .run::<Telnet>();
         assert!(summary.closed > summary.cases / 10, "{summary:?}");
     }
 
