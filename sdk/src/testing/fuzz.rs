@@ -148,8 +148,9 @@ impl<'a> Fuzz<'a> {
     pub fn run<E: Emulator>(&self) -> FuzzSummary {
         let name = E::describe().name;
         let mut summary = FuzzSummary::default();
-        for (case, FuzzCase { input, cuts }) in (0u32..).zip(self.inputs()) {
-            let pieces: Vec<&[u8]> = cuts.iter().map(|r| &input[r.clone()]).collect();
+        for (case, fuzz_case) in (0u32..).zip(self.inputs()) {
+            let input = &fuzz_case.input;
+            let pieces: Vec<&[u8]> = fuzz_case.pieces().collect();
             let failure = |how: &str, what: String| -> ! {
                 panic!(
                     "plugin {name}, fuzz case {case} (seed {seed:#x}) {how}: {what}\n\
@@ -164,7 +165,7 @@ impl<'a> Fuzz<'a> {
                 )
             };
             let whole = catch_unwind(AssertUnwindSafe(|| {
-                play::<E>(&self.conn, &self.config, &[&input])
+                play::<E>(&self.conn, &self.config, &[input])
             }))
             .unwrap_or_else(|p| failure("panicked, fed in one piece", panic_text(&p)));
             let in_pieces = catch_unwind(AssertUnwindSafe(|| {
