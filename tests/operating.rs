@@ -226,16 +226,8 @@ async fn sighup_with_an_edited_config_binds_the_new_listener() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_metrics_answer_every_field_and_a_token_guards_them() {
     let sensor = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
-    let server = sensor.server.clone();
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let admin = spampot::admin::serve(
-        server.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        Some("s3cret".into()),
-        stop_rx,
-    )
-    .await
-    .unwrap();
+    let admin_server = sensor.serve_admin(Some("s3cret")).await;
+    let admin = admin_server.addr;
     let mut c = Client::connect(sensor.addr(25)).await;
     c.read_until("\r\n").await;
 
@@ -462,20 +454,11 @@ async fn disable_lets_sessions_finish_and_disable_now_ends_them() {
 /// named, and the exit status says whether anything needs attention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_names_a_down_sensor_and_a_misnamed_one() {
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let mut admins = Vec::new();
     let mut sensors = Vec::new();
     for _ in 0..2 {
         let sensor = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
-        let admin = spampot::admin::serve(
-            sensor.server.clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            Some("s3cret".into()),
-            stop_rx.clone(),
-        )
-        .await
-        .unwrap();
-        admins.push(admin);
+        admins.push(sensor.serve_admin(Some("s3cret")).await);
         sensors.push(sensor);
     }
     let down = free_port();
@@ -506,13 +489,13 @@ async fn fleet_names_a_down_sensor_and_a_misnamed_one() {
     };
 
     // Healthy: exit 0. (Test sensors all call themselves "test".)
-    let (code, out, err) = fleet(&file(&[("test", admins[0].to_string())]), false);
+    let (code, out, err) = fleet(&file(&[("test", admins[0].addr.to_string())]), false);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains(" ok "), "{out}");
 
     let three = file(&[
-        ("test", admins[0].to_string()),
-        ("sensor-02", admins[1].to_string()),
+        ("test", admins[0].addr.to_string()),
+        ("sensor-02", admins[1].addr.to_string()),
         ("sensor-03", format!("127.0.0.1:{down}")),
     ]);
     let (code, out, err) = fleet(&three, false);
@@ -545,22 +528,14 @@ async fn fleet_names_a_down_sensor_and_a_misnamed_one() {
 async fn the_dashboard_renders_the_status_in_a_browser() {
     spampot_blackbox::require("chromium");
     let sensor = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let admin = spampot::admin::serve(
-        sensor.server.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        stop_rx,
-    )
-    .await
-    .unwrap();
+    let admin = sensor.serve_admin(None).await;
     let mut c = Client::connect(sensor.addr(25)).await;
     c.read_until("\r\n").await;
     c.send("QUIT\r\n").await;
     c.read_to_close().await;
 
     let profile = tempfile::tempdir().unwrap();
-    let url = format!("http://{admin}/");
+    let url = format!("http://{}/", admin.addr);
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("chromium")
             .args([

@@ -60,6 +60,12 @@ pub struct TestSensor {
     pub config: Config,
 }
 
+/// A test sensor's admin API; it stops when this is dropped.
+pub struct AdminServer {
+    pub addr: SocketAddr,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
 impl TestSensor {
     /// Start a sensor serving `listeners` (logical port, plugin) on
     /// 127.0.0.1 with the named plugins installed; `extra` is appended to
@@ -112,6 +118,22 @@ impl TestSensor {
             }
         }
         panic!("could not start a test sensor: {last_err}");
+    }
+
+    /// Serve this sensor's admin API (dashboard, `/status`, control) on a
+    /// free loopback port, with `token` if given, for as long as the
+    /// returned handle lives.
+    pub async fn serve_admin(&self, token: Option<&str>) -> AdminServer {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let addr = spampot::admin::serve(
+            self.server.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            token.map(str::to_owned),
+            stop_rx,
+        )
+        .await
+        .expect("serve the admin API");
+        AdminServer { addr, _stop: stop }
     }
 
     /// The loopback address serving logical `port`.
