@@ -133,12 +133,15 @@ impl SensorHealth {
 
 /// Ask every sensor at once; answers come back in the file's order.
 pub async fn check(fleet: &Fleet) -> Vec<SensorHealth> {
-    let asks = fleet.sensors.iter().cloned().map(|entry| {
-        let fleet = fleet.clone();
-        tokio::spawn(async move { check_one(&fleet, &entry).await })
-    });
+    let shared = std::sync::Arc::new(fleet.clone());
+    let asks: Vec<_> = (0..fleet.sensors.len())
+        .map(|i| {
+            let fleet = shared.clone();
+            tokio::spawn(async move { check_one(&fleet, &fleet.sensors[i]).await })
+        })
+        .collect();
     let mut out = Vec::with_capacity(fleet.sensors.len());
-    for (ask, entry) in asks.collect::<Vec<_>>().into_iter().zip(&fleet.sensors) {
+    for (ask, entry) in asks.into_iter().zip(&fleet.sensors) {
         out.push(ask.await.unwrap_or_else(|e| SensorHealth {
             name: entry.name.clone(),
             admin: entry.admin,
