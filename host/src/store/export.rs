@@ -106,7 +106,7 @@ pub(super) fn rotated_event_files(dir: &Dir) -> io::Result<Vec<String>> {
 }
 
 /// Identity of an open file, to notice the same file under two names.
-fn file_id(file: &std::fs::File) -> Option<(u64, u64)> {
+pub(super) fn file_id(file: &std::fs::File) -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

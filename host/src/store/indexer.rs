@@ -406,18 +406,18 @@ fn pairs_json(pairs: &[(String, String)]) -> String {
 }
 
 /// The envelope of an email artifact, from its meta pairs.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, PartialEq, Eq)]
 pub(super) struct EmailMeta {
-    helo: Option<String>,
-    mail_from: Option<String>,
-    rcpt_to: Vec<String>,
-    target_host: Option<String>,
-    via: Option<String>,
-    probe: Option<bool>,
-    queue_id: Option<String>,
-    persona: Option<String>,
+    pub(super) helo: Option<String>,
+    pub(super) mail_from: Option<String>,
+    pub(super) rcpt_to: Vec<String>,
+    pub(super) target_host: Option<String>,
+    pub(super) via: Option<String>,
+    pub(super) probe: Option<bool>,
+    pub(super) queue_id: Option<String>,
+    pub(super) persona: Option<String>,
     /// Unknown keys, repeats of single-valued keys, unparsable `probe`.
-    extra: Vec<(String, String)>,
+    pub(super) extra: Vec<(String, String)>,
 }
 
 impl EmailMeta {
@@ -455,6 +455,28 @@ impl EmailMeta {
             }
         }
         m
+    }
+
+    /// Meta pairs that [`parse`](Self::parse) turns back into this envelope:
+    /// the columns of a `messages` row as a plugin could have sent them (the
+    /// collector puts them into its own store this way).
+    pub(super) fn into_pairs(self) -> Vec<(String, String)> {
+        let single = [
+            ("helo", self.helo),
+            ("mail_from", self.mail_from),
+            ("target_host", self.target_host),
+            ("via", self.via),
+            ("probe", self.probe.map(|p| p.to_string())),
+            ("queue_id", self.queue_id),
+            ("persona", self.persona),
+        ];
+        let mut pairs: Vec<(String, String)> = single
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+            .collect();
+        pairs.extend(self.rcpt_to.into_iter().map(|a| ("rcpt_to".to_owned(), a)));
+        pairs.extend(self.extra);
+        pairs
     }
 }
 
