@@ -13,6 +13,8 @@
 //! | `POST /listeners/{port}/disable[?now=true]` | stop accepting (`now`: end its sessions) |
 //! | `POST /listeners/{port}/map?plugin=NAME` | serve another plugin on the port |
 //! | `POST /reload` | read the config file again (as SIGHUP does) |
+//! | `GET /feed?events_file=…&events_offset=…&message_id=…&sighting_id=…` | a page of the captures from a cursor, for `spampot collect` (needs a token) |
+//! | `GET /feed/bodies/{sha256}` | one stored body, base64 (needs a token) |
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -28,7 +30,12 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use base64::Engine as _;
+
 use crate::server::{ControlError, Sensor, Server};
+use crate::store::{
+    FeedCursor, FeedError, FeedLimits, StoreError, is_sha256_hex, read_blob, read_page,
+};
 
 /// What the handlers share.
 struct Admin {
@@ -58,6 +65,8 @@ pub async fn serve(
         .route("/listeners/{port}/disable", post(disable))
         .route("/listeners/{port}/map", post(map))
         .route("/reload", post(reload))
+        .route("/feed", get(feed))
+        .route("/feed/bodies/{sha256}", get(feed_body))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     tokio::spawn(async move {
@@ -152,6 +161,68 @@ async fn map(State(admin): Shared, Path(port): Path<u16>, Query(q): Query<MapQue
 
 async fn reload(State(admin): Shared) -> Response {
     control_result(admin.server.reload().await)
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({"error": message.to_string()}))).into_response()
+}
+
+/// The feed hands out captured credentials and bodies: never without a
+/// token, even on loopback.
+fn feed_refusal(admin: &Admin) -> Option<Response> {
+    admin.token.is_none().then(|| {
+        error(
+            StatusCode::FORBIDDEN,
+            "the feed serves captured credentials and bodies: set [admin] token on this sensor to allow it",
+        )
+    })
+}
+
+async fn feed(State(admin): Shared, Query(cursor): Query<FeedCursor>) -> Response {
+    if let Some(refused) = feed_refusal(&admin) {
+        return refused;
+    }
+    let data_dir = admin.server.sensor.store.data_dir().to_path_buf();
+    let sensor = admin.server.sensor.events.sensor().to_owned();
+    let read =
+        tokio::task::spawn_blocking(move || read_page(&data_dir, &cursor, FeedLimits::default()))
+            .await;
+    match read {
+        Ok(Ok(page)) => {
+            let mut body = json!(page);
+            body["sensor"] = json!(sensor);
+            Json(body).into_response()
+        }
+        Ok(Err(e @ (FeedError::CursorGone(_) | FeedError::BadOffset { .. }))) => {
+            error(StatusCode::GONE, e)
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn feed_body(State(admin): Shared, Path(sha256): Path<String>) -> Response {
+    if let Some(refused) = feed_refusal(&admin) {
+        return refused;
+    }
+    if !is_sha256_hex(&sha256) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not a SHA-256: 64 lowercase hex digits",
+        );
+    }
+    let data_dir = admin.server.sensor.store.data_dir().to_path_buf();
+    let digest = sha256.clone();
+    match tokio::task::spawn_blocking(move || read_blob(&data_dir, &digest)).await {
+        Ok(Ok(data)) => Json(json!({
+            "sha256": sha256,
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+        }))
+        .into_response(),
+        Ok(Err(StoreError::NotFound { .. })) => error(StatusCode::NOT_FOUND, "no such stored body"),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 fn plugins_json(sensor: &Sensor) -> Value {

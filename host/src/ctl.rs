@@ -1,4 +1,4 @@
-//! The client side of `spampot ctl`, `spampot status` and `spampot fleet`:
+//! The client side of `spampot ctl`, `status`, `fleet` and `collect`:
 //! one HTTP/1.1 request to a sensor's own admin API. This is the only
 //! outbound connection in the host, made by an operator's command to an
 //! address the operator names; no client session can reach it.
@@ -43,7 +43,20 @@ pub async fn request(
     path: &str,
     token: Option<&str>,
 ) -> Result<serde_json::Value, CtlError> {
-    tokio::time::timeout(TIMEOUT, exchange(addr, method, path, token))
+    request_bounded(addr, method, path, token, MAX_ANSWER_BYTES, TIMEOUT).await
+}
+
+/// [`request`] with another cap on the answer's size and time: a page of
+/// the feed or a captured body is larger than a control answer.
+pub async fn request_bounded(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    max_bytes: u64,
+    timeout: Duration,
+) -> Result<serde_json::Value, CtlError> {
+    tokio::time::timeout(timeout, exchange(addr, method, path, token, max_bytes))
         .await
         .map_err(|_| CtlError::Timeout(addr))?
 }
@@ -53,6 +66,7 @@ async fn exchange(
     method: &str,
     path: &str,
     token: Option<&str>,
+    max_bytes: u64,
 ) -> Result<serde_json::Value, CtlError> {
     let mut stream = TcpStream::connect(addr)
         .await
@@ -67,14 +81,14 @@ async fn exchange(
     stream.write_all(head.as_bytes()).await.map_err(io)?;
     let mut raw = Vec::new();
     (&mut stream)
-        .take(MAX_ANSWER_BYTES + 1)
+        .take(max_bytes + 1)
         .read_to_end(&mut raw)
         .await
         .map_err(io)?;
-    if raw.len() as u64 > MAX_ANSWER_BYTES {
+    if raw.len() as u64 > max_bytes {
         return Err(CtlError::Protocol(format!(
             "the answer from {addr} is larger than {} MiB: not a spampot admin API?",
-            MAX_ANSWER_BYTES >> 20
+            max_bytes >> 20
         )));
     }
     let (status, body) = parse_response(&raw)?;
