@@ -519,6 +519,240 @@ async fn fleet_names_a_down_sensor_and_a_misnamed_one() {
     }
 }
 
+/// One SMTP message of `rcpts` recipients through `addr` (direct SMTP).
+async fn send_message(addr: SocketAddr, subject: &str, rcpts: usize) {
+    let mut c = Client::connect(addr).await;
+    c.read_until("\r\n").await;
+    let mut script = String::from("EHLO bot.example\r\nMAIL FROM:<s@spam.example>\r\n");
+    for i in 0..rcpts {
+        script.push_str(&format!("RCPT TO:<v{i}@victim.example>\r\n"));
+    }
+    script.push_str(&format!(
+        "DATA\r\nSubject: {subject}\r\n\r\nbuy now\r\n.\r\nQUIT\r\n"
+    ));
+    c.send(script).await;
+    let answer = String::from_utf8(c.read_to_close().await).unwrap();
+    assert!(answer.contains("250 2.0.0"), "{answer}");
+}
+
+/// Rows of a data directory's `messages`, without the row id (which is
+/// the local commit order), in a stable order.
+fn message_rows(data: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut rows: Vec<_> = spampot_blackbox::messages(data)
+        .into_iter()
+        .map(|mut m| {
+            m.as_object_mut().unwrap().remove("id");
+            m
+        })
+        .collect();
+    rows.sort_by_key(|m| m.to_string());
+    rows
+}
+
+fn collect(fleet: &std::path::Path, central: &std::path::Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(spampot_blackbox::spampot_bin())
+        .arg("collect")
+        .arg("--sensors")
+        .arg(fleet)
+        .arg("--data")
+        .arg(central)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// `spampot collect`: two sensors' captures pulled into one data directory.
+/// Its `messages` rows are the sensors' rows, an upload's body arrives byte
+/// for byte, a report over it counts both sensors' proxy requests, a second
+/// pull brings nothing twice, and a new capture arrives with the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
+    let one = TestSensor::start_named(
+        "spampot-01",
+        &["smtp", "http-proxy"],
+        Vec::new(),
+        &[(25, "smtp"), (8080, "http-proxy")],
+        "",
+    )
+    .await;
+    let two = TestSensor::start_named(
+        "spampot-02",
+        &["smtp", "mydoom"],
+        Vec::new(),
+        &[(25, "smtp"), (3127, "mydoom")],
+        "",
+    )
+    .await;
+    let admins = [
+        one.serve_admin(Some("s3cret")).await,
+        two.serve_admin(Some("s3cret")).await,
+    ];
+
+    // The same campaign on both sensors (one body), a distinct message
+    // each, one through the HTTP proxy, and a MyDoom upload.
+    for (i, sensor) in [&one, &two].into_iter().enumerate() {
+        send_message(sensor.addr(25), "campaign", 9).await;
+        send_message(sensor.addr(25), &format!("only on {i}"), 2).await;
+    }
+    let mut c = Client::connect(one.addr(8080)).await;
+    c.send("CONNECT mx.victim.example:25 HTTP/1.1\r\n\r\n")
+        .await;
+    c.read_until("220 ").await;
+    c.send("HELO bot\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nvia proxy\r\n.\r\nQUIT\r\n").await;
+    c.read_to_close().await;
+    let upload: Vec<u8> = (0..100_000u32)
+        .flat_map(|i| (i * 7919).to_le_bytes())
+        .collect();
+    let mut c = Client::connect(two.addr(3127)).await;
+    c.send([&b"\x85\x13\x3c\x9e\xa2"[..], &upload].concat())
+        .await;
+    drop(c);
+    two.wait_event("mydoom.upload", |_| true).await;
+    // Every session closed (its last event written) before the pull, so
+    // the event logs can be compared whole.
+    for sensor in [&one, &two] {
+        let deadline = Instant::now() + WAIT;
+        while sensor.events_of("session.close").await.len() < 3 {
+            assert!(Instant::now() < deadline, "sessions did not close");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let central = dir.path().join("central");
+    let fleet = dir.path().join("fleet.toml");
+    let mut text = String::new();
+    for (name, admin) in [("spampot-01", &admins[0]), ("spampot-02", &admins[1])] {
+        text.push_str(&format!(
+            "[[sensor]]\nname = \"{name}\"\nadmin = \"{}\"\ntoken = \"s3cret\"\n",
+            admin.addr
+        ));
+    }
+    std::fs::write(&fleet, &text).unwrap();
+
+    // The rows are indexed behind the acknowledgement: flush both first.
+    let mut expected = one.messages().await;
+    expected.extend(two.messages().await);
+    assert_eq!(expected.len(), 5);
+    let (code, out) = collect(&fleet, &central);
+    assert_eq!(code, Some(0), "{out}");
+    let mut want: Vec<_> = expected
+        .into_iter()
+        .map(|mut m| {
+            m.as_object_mut().unwrap().remove("id");
+            m
+        })
+        .collect();
+    want.sort_by_key(|m| m.to_string());
+    assert_eq!(message_rows(&central), want, "{out}");
+    let sha = hex_sha256(&upload);
+    assert!(spampot::store::read_blob(&central, &sha).unwrap() == upload);
+    let events_of = |data: &std::path::Path| {
+        let mut out = Vec::new();
+        spampot::store::export(
+            data,
+            spampot::store::ExportWhat::Events,
+            spampot::store::ExportFormat::Jsonl,
+            &mut out,
+        )
+        .unwrap();
+        out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count()
+    };
+    let events = events_of(&central);
+    assert_eq!(
+        events,
+        events_of(one.data.path()) + events_of(two.data.path()),
+        "{out}"
+    );
+    let report = std::process::Command::new(spampot_blackbox::spampot_bin())
+        .args([
+            "report",
+            "--format",
+            "json",
+            "--table",
+            "request_types",
+            "--data",
+        ])
+        .arg(&central)
+        .output()
+        .unwrap();
+    let (report, err) = (
+        String::from_utf8_lossy(&report.stdout),
+        String::from_utf8_lossy(&report.stderr),
+    );
+    let types: serde_json::Value =
+        serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report}{err}"));
+    assert_eq!(types[0]["kind"], "connect-smtp", "{report}");
+    assert_eq!(types[0]["count"], 1, "{report}");
+
+    // Nothing twice.
+    let (code, out) = collect(&fleet, &central);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(message_rows(&central).len(), 5, "{out}");
+    assert_eq!(events_of(&central), events, "{out}");
+
+    // A new message on one sensor arrives, and only it.
+    send_message(two.addr(25), "later", 1).await;
+    two.messages().await;
+    let (code, out) = collect(&fleet, &central);
+    assert_eq!(code, Some(0), "{out}");
+    let rows = message_rows(&central);
+    assert_eq!(rows.len(), 6, "{out}");
+    assert_eq!(
+        rows.iter().filter(|m| m["sensor"] == "spampot-02").count(),
+        3
+    );
+    one.stop().await;
+    two.stop().await;
+}
+
+/// The feed hands out credentials and bodies: a sensor without an admin
+/// token refuses it, and `collect` says why and exits 1; a fleet entry
+/// naming the wrong sensor is refused before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
+    let open = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
+    let open_admin = open.serve_admin(None).await;
+    let guarded = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
+    let guarded_admin = guarded.serve_admin(Some("s3cret")).await;
+    send_message(guarded.addr(25), "x", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let central = dir.path().join("central");
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[[sensor]]\nname = \"test\"\nadmin = \"{}\"\n[[sensor]]\nname = \"other\"\nadmin = \"{}\"\ntoken = \"s3cret\"\n",
+            open_admin.addr, guarded_admin.addr
+        ),
+    )
+    .unwrap();
+    let (code, out) = collect(&fleet, &central);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("set [admin] token"), "{out}");
+    assert!(
+        out.contains("reports itself as \"test\", not \"other\""),
+        "{out}"
+    );
+    assert!(out.contains("2 of 2 sensors could not be pulled"), "{out}");
+    assert!(message_rows(&central).is_empty());
+    open.stop().await;
+    guarded.stop().await;
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The dashboard in a real browser: headless Chromium loads `/`, its
 /// script fetches `/status`, and the DOM it leaves shows the sensor, its
 /// counters and its listeners. Only loopback is reached: the page has no

@@ -32,8 +32,10 @@
 //! - [`ratelimit`]: token buckets for connection rates and bandwidth.
 //! - [`ctl`]: the client side of `spampot ctl` and `spampot status`.
 //! - [`fleet`]: `spampot fleet`, the health of several sensors at once.
+//! - [`collector`]: `spampot collect`, their captures pulled into one store.
 
 pub mod admin;
+pub mod collector;
 pub mod config;
 pub mod ctl;
 pub mod events;

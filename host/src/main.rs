@@ -1,7 +1,7 @@
 //! The `spampot` command line: run a sensor, check a config, export and
 //! show captures.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -70,6 +70,22 @@ enum Command {
         /// Print every sensor's health and status as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Pull the captures of several sensors (from a fleet file) into one
+    /// data directory, so one `spampot report` covers them all. Each sensor
+    /// needs an [admin] token; the cursors are kept in DATA/collector.json.
+    /// Exits 1 if a sensor could not be pulled.
+    Collect {
+        /// The fleet file: a [[sensor]] table per sensor (name, admin, token).
+        #[arg(long)]
+        sensors: PathBuf,
+        /// The collector's own data directory (created if missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// Pull again every this many seconds until SIGINT or SIGTERM,
+        /// instead of once.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        every: Option<u64>,
     },
     /// Control a running sensor: listeners, plugins, config.
     Ctl {
@@ -305,6 +321,17 @@ fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Collect {
+            sensors,
+            data,
+            every,
+        } => {
+            let fleet = spampot::fleet::Fleet::load(&sensors)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(collect(&fleet, &data, every))
+        }
         Command::Ctl { admin, action } => {
             let (method, path) = match &action {
                 CtlAction::List => ("GET", "/status".to_string()),
@@ -518,6 +545,55 @@ fn admin_request(admin: &AdminArgs, method: &str, path: &str) -> Result<serde_js
         path,
         admin.token.as_deref(),
     ))?)
+}
+
+/// `spampot collect`: one pass, or one every `every` seconds until a signal.
+async fn collect(fleet: &spampot::fleet::Fleet, data: &Path, every: Option<u64>) -> Result<()> {
+    let mut collector = spampot::collector::Collector::open(data).with_context(|| {
+        format!(
+            "cannot open the collector's data directory {}",
+            data.display()
+        )
+    })?;
+    let mut term = signal(SignalKind::terminate())?;
+    let failed = loop {
+        let pulled = collector.pull_all(fleet).await;
+        print_pulled(&pulled);
+        let failed = pulled.iter().filter(|p| p.error.is_some()).count();
+        let Some(secs) = every else { break failed };
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(secs)) => {}
+            _ = tokio::signal::ctrl_c() => break 0,
+            _ = term.recv() => break 0,
+        }
+    };
+    collector.close().await;
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} sensors could not be pulled",
+            fleet.sensors.len()
+        );
+    }
+    Ok(())
+}
+
+/// A line per sensor: what came in, or why it stopped.
+fn print_pulled(pulled: &[spampot::collector::Pulled]) {
+    println!(
+        "{:<16} {:>10} {:>10} {:>8} {:>8}  state",
+        "sensor", "events", "messages", "uploads", "bodies"
+    );
+    for p in pulled {
+        let state = match (&p.error, p.without_body) {
+            (Some(e), _) => format!("FAILED: {e}"),
+            (None, 0) => "ok".into(),
+            (None, n) => format!("ok ({n} rows without a body: over the sensor's quota)"),
+        };
+        println!(
+            "{:<16} {:>10} {:>10} {:>8} {:>8}  {state}",
+            p.name, p.events, p.messages, p.sightings, p.bodies_fetched
+        );
+    }
 }
 
 /// A line per sensor, then its problems.

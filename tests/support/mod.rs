@@ -81,6 +81,18 @@ impl TestSensor {
         listeners: &[(u16, &str)],
         extra: &str,
     ) -> TestSensor {
+        Self::start_named("test", plugins, natives, listeners, extra).await
+    }
+
+    /// Like [`start_with`](Self::start_with), under the sensor name `name`
+    /// (the others are all "test").
+    pub async fn start_named(
+        name: &str,
+        plugins: &[&str],
+        natives: Vec<std::sync::Arc<dyn spampot::native::NativeFactory>>,
+        listeners: &[(u16, &str)],
+        extra: &str,
+    ) -> TestSensor {
         let plugin_dir = TempDir::new().expect("temp plugin dir");
         for name in plugins {
             std::fs::copy(wasm(name), plugin_dir.path().join(format!("{name}.wasm")))
@@ -93,7 +105,7 @@ impl TestSensor {
         for _ in 0..20 {
             let offset: u16 = rand::random_range(20_000..40_000);
             let mut text = format!(
-                "sensor = \"test\"\nplugin_dir = {:?}\ndata_dir = {:?}\nport_offset = {offset}\nrequire_all_listeners = true\n[admin]\nenabled = false\n",
+                "sensor = {name:?}\nplugin_dir = {:?}\ndata_dir = {:?}\nport_offset = {offset}\nrequire_all_listeners = true\n[admin]\nenabled = false\n",
                 plugin_dir.path(),
                 data.path()
             );

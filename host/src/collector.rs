@@ -1,0 +1,349 @@
+//! `spampot collect`: the data half of SpamPots' central server. It pulls
+//! every sensor's captures (events, messages, uploads, their bodies) from
+//! the sensors of a fleet file into one data directory of its own, so one
+//! `spampot report` covers them all (`--sensor` still picks one).
+//!
+//! Each sensor serves its data directory as a feed (`GET /feed`,
+//! `store/feed.rs`) from a cursor; the collector keeps one cursor per
+//! sensor in `collector.json` in its data directory and moves it only after
+//! what it pulled is durable in its own store. The captures go in through
+//! the same [`CaptureStore`] calls a sensor makes, so the rows are built by
+//! the same code. A crash between a page's commit and the cursor's save
+//! pulls that page again (at least once, never lost).
+//!
+//! Like `fleet`, these are operator requests to addresses the operator
+//! lists (`ctl.rs`); no client session reaches this code.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::ctl::{self, CtlError};
+use crate::fleet::{Fleet, SensorEntry};
+use crate::store::{
+    CaptureStore, FeedArtifact, FeedCursor, FeedPage, Origin, PutError, StoreConfig, StoreError,
+    sha256_hex,
+};
+
+/// The collector's cursors, in its data directory.
+pub const STATE_FILE: &str = "collector.json";
+
+/// A page is a few MiB (`FeedLimits`); this leaves room for a sensor with
+/// larger limits and still stops a stream that is not a feed.
+const MAX_PAGE_BYTES: u64 = 64 << 20;
+
+/// A body is at most the sensors' `max_artifact_bytes` (15 MiB by default),
+/// a third larger in base64.
+const MAX_BODY_BYTES: u64 = 64 << 20;
+
+/// Long enough for a page or a large body over a slow uplink (the SpamPots
+/// sensors sat on residential ADSL).
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Artifacts put at once: enough for the store to commit them in one group
+/// (one fdatasync), few enough that their bodies stay small in memory.
+const PUT_CHUNK: usize = 64;
+
+/// Events recorded between flushes: well under the store's queue, which
+/// drops what does not fit.
+const EVENT_CHUNK: usize = 4096;
+
+/// Bodies kept after they were fetched, so a campaign's body crosses the
+/// network once per run, not once per copy.
+const BODY_CACHE_BYTES: usize = 64 << 20;
+
+/// Why a pull failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read the collector's cursors {path}: {message}")]
+    State { path: PathBuf, message: String },
+    #[error("cannot save the collector's cursors {path}: {source}")]
+    SaveState {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ctl(#[from] CtlError),
+    #[error("reports itself as {got:?}, not {expected:?}")]
+    Misnamed { expected: String, got: String },
+    #[error("unreadable feed page: {0}")]
+    BadPage(String),
+    #[error("the body {sha256} it sent does not match its digest")]
+    BadBody { sha256: String },
+    #[error("cannot store what was pulled: {0}")]
+    Put(#[from] PutError),
+    #[error("the local store dropped {0} events (its queue was full)")]
+    EventsDropped(u64),
+}
+
+/// What one sensor's pull brought in.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Pulled {
+    pub name: String,
+    pub events: u64,
+    pub messages: u64,
+    /// Non-email artifacts (uploads, credentials, other).
+    pub sightings: u64,
+    pub bodies_fetched: u64,
+    /// Rows whose body the sensor's quota had refused: not pulled.
+    pub without_body: u64,
+    /// Torn lines of the sensor's event log, passed over.
+    pub skipped_lines: u64,
+    /// Why the pull stopped early; what came before it is kept.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    sensors: BTreeMap<String, FeedCursor>,
+}
+
+/// A collector's data directory, open: its store (locked, like a sensor's)
+/// and its cursors.
+pub struct Collector {
+    store: CaptureStore,
+    state_path: PathBuf,
+    state: State,
+    bodies: BodyCache,
+}
+
+impl Collector {
+    /// Open (or create) the collector's data directory.
+    pub fn open(data_dir: &Path) -> Result<Collector, CollectError> {
+        let store = CaptureStore::open(StoreConfig {
+            data_dir: data_dir.to_path_buf(),
+            ..StoreConfig::default()
+        })?;
+        let state_path = data_dir.join(STATE_FILE);
+        let state = match std::fs::read(&state_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CollectError::State {
+                path: state_path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => {
+                return Err(CollectError::State {
+                    path: state_path,
+                    message: e.to_string(),
+                });
+            }
+        };
+        Ok(Collector {
+            store,
+            state_path,
+            state,
+            bodies: BodyCache::default(),
+        })
+    }
+
+    /// Pull every sensor of the fleet, one after the other, until each has
+    /// nothing new. A sensor that fails does not stop the others.
+    pub async fn pull_all(&mut self, fleet: &Fleet) -> Vec<Pulled> {
+        let mut all = Vec::new();
+        for entry in &fleet.sensors {
+            let mut pulled = Pulled {
+                name: entry.name.clone(),
+                ..Pulled::default()
+            };
+            if let Err(e) = self.pull(entry, &mut pulled).await {
+                tracing::warn!(sensor = %entry.name, error = %e, "pull stopped");
+                pulled.error = Some(e.to_string());
+            }
+            all.push(pulled);
+        }
+        all
+    }
+
+    async fn pull(&mut self, entry: &SensorEntry, pulled: &mut Pulled) -> Result<(), CollectError> {
+        let token = entry.token.as_deref();
+        loop {
+            let cursor = self
+                .state
+                .sensors
+                .get(&entry.name)
+                .copied()
+                .unwrap_or_default();
+            let path = format!("/feed?{}", cursor.query());
+            let answer =
+                ctl::request_bounded(entry.admin, "GET", &path, token, MAX_PAGE_BYTES, TIMEOUT)
+                    .await?;
+            let got = answer["sensor"].as_str().unwrap_or("").to_owned();
+            if got != entry.name {
+                return Err(CollectError::Misnamed {
+                    expected: entry.name.clone(),
+                    got,
+                });
+            }
+            let page: FeedPage =
+                serde_json::from_value(answer).map_err(|e| CollectError::BadPage(e.to_string()))?;
+            self.ingest(entry, &page, pulled).await?;
+            self.state.sensors.insert(entry.name.clone(), page.next);
+            self.save_state()?;
+            if !page.more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Put one page into the local store and wait until it is durable.
+    async fn ingest(
+        &mut self,
+        entry: &SensorEntry,
+        page: &FeedPage,
+        pulled: &mut Pulled,
+    ) -> Result<(), CollectError> {
+        let dropped_before = self.store.usage().events_dropped;
+        for chunk in page.events.chunks(EVENT_CHUNK) {
+            for event in chunk {
+                self.store.record(event.clone());
+            }
+            self.store.flush().await?;
+        }
+        let dropped = self.store.usage().events_dropped - dropped_before;
+        if dropped > 0 {
+            return Err(CollectError::EventsDropped(dropped));
+        }
+        pulled.events += page.events.len() as u64;
+        pulled.skipped_lines += page.skipped_lines;
+
+        let artifacts: Vec<&FeedArtifact> = page.messages.iter().chain(&page.sightings).collect();
+        for chunk in artifacts.chunks(PUT_CHUNK) {
+            let mut puts = tokio::task::JoinSet::new();
+            for a in chunk {
+                if !a.stored {
+                    pulled.without_body += 1;
+                    continue;
+                }
+                let data = self.body(entry, &a.sha256, pulled).await?;
+                let origin = origin(a)?;
+                let (store, kind, meta) = (self.store.clone(), a.kind.clone(), a.meta.clone());
+                puts.spawn(async move {
+                    store
+                        .put_artifact(origin, &kind, meta, data.as_ref().clone())
+                        .await
+                });
+            }
+            while let Some(done) = puts.join_next().await {
+                done.map_err(|e| CollectError::BadPage(format!("put task failed: {e}")))??;
+            }
+            for a in chunk.iter().filter(|a| a.stored) {
+                match a.kind.as_str() {
+                    "email" => pulled.messages += 1,
+                    _ => pulled.sightings += 1,
+                }
+            }
+        }
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    /// A body by digest: from the cache, else from the sensor (checked).
+    async fn body(
+        &mut self,
+        entry: &SensorEntry,
+        sha256: &str,
+        pulled: &mut Pulled,
+    ) -> Result<Arc<Vec<u8>>, CollectError> {
+        if let Some(data) = self.bodies.get(sha256) {
+            return Ok(data);
+        }
+        if !crate::store::is_sha256_hex(sha256) {
+            return Err(CollectError::BadPage(format!(
+                "{sha256:?} is not a SHA-256"
+            )));
+        }
+        let path = format!("/feed/bodies/{sha256}");
+        let answer = ctl::request_bounded(
+            entry.admin,
+            "GET",
+            &path,
+            entry.token.as_deref(),
+            MAX_BODY_BYTES,
+            TIMEOUT,
+        )
+        .await?;
+        let data = answer["data"]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .ok_or_else(|| CollectError::BadPage(format!("no base64 body for {sha256}")))?;
+        if sha256_hex(&data) != sha256 {
+            return Err(CollectError::BadBody {
+                sha256: sha256.to_owned(),
+            });
+        }
+        pulled.bodies_fetched += 1;
+        Ok(self.bodies.insert(sha256.to_owned(), data))
+    }
+
+    /// Write the cursors durably: to a temporary file, synced, renamed over.
+    fn save_state(&self) -> Result<(), CollectError> {
+        let save = || -> std::io::Result<()> {
+            let tmp = self.state_path.with_extension("json.tmp");
+            let mut file = std::fs::File::create(&tmp)?;
+            let text = serde_json::to_vec_pretty(&self.state).map_err(std::io::Error::other)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.state_path)?;
+            if let Some(dir) = self.state_path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        save().map_err(|source| CollectError::SaveState {
+            path: self.state_path.clone(),
+            source,
+        })
+    }
+
+    /// Flush and close the store; releases the data directory.
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+}
+
+fn origin(a: &FeedArtifact) -> Result<Origin, CollectError> {
+    let timestamp = chrono::DateTime::parse_from_rfc3339(&a.ts)
+        .map_err(|e| CollectError::BadPage(format!("timestamp {:?}: {e}", a.ts)))?
+        .with_timezone(&chrono::Utc);
+    Ok(Origin {
+        session: a.session.clone(),
+        sensor: a.sensor.clone(),
+        plugin: a.plugin.clone(),
+        src_ip: a.src_ip.clone(),
+        src_port: a.src_port,
+        dst_port: a.dst_port,
+        timestamp,
+    })
+}
+
+/// Recently fetched bodies, dropped all at once when they outgrow their
+/// budget (campaigns come in runs, so recent is what repeats).
+#[derive(Default)]
+struct BodyCache {
+    bodies: HashMap<String, Arc<Vec<u8>>>,
+    bytes: usize,
+}
+
+impl BodyCache {
+    fn get(&self, sha256: &str) -> Option<Arc<Vec<u8>>> {
+        self.bodies.get(sha256).cloned()
+    }
+
+    fn insert(&mut self, sha256: String, data: Vec<u8>) -> Arc<Vec<u8>> {
+        if self.bytes + data.len() > BODY_CACHE_BYTES {
+            self.bodies.clear();
+            self.bytes = 0;
+        }
+        self.bytes += data.len();
+        let data = Arc::new(data);
+        self.bodies.insert(sha256, data.clone());
+        data
+    }
+}
