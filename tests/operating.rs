@@ -535,10 +535,10 @@ async fn send_message(addr: SocketAddr, subject: &str, rcpts: usize) {
     assert!(answer.contains("250 2.0.0"), "{answer}");
 }
 
-/// Rows of a data directory's `messages`, without the row id (which is
-/// the local commit order), in a stable order.
-fn message_rows(data: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut rows: Vec<_> = spampot_blackbox::messages(data)
+/// Message rows without their ids (the local commit order), in a stable
+/// order.
+fn without_ids(rows: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    let mut rows: Vec<_> = rows
         .into_iter()
         .map(|mut m| {
             m.as_object_mut().unwrap().remove("id");
@@ -547,6 +547,10 @@ fn message_rows(data: &std::path::Path) -> Vec<serde_json::Value> {
         .collect();
     rows.sort_by_key(|m| m.to_string());
     rows
+}
+
+fn message_rows(data: &std::path::Path) -> Vec<serde_json::Value> {
+    without_ids(spampot_blackbox::messages(data))
 }
 
 fn collect(fleet: &std::path::Path, central: &std::path::Path) -> (Option<i32>, String) {
@@ -641,15 +645,7 @@ async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
     assert_eq!(expected.len(), 5);
     let (code, out) = collect(&fleet, &central);
     assert_eq!(code, Some(0), "{out}");
-    let mut want: Vec<_> = expected
-        .into_iter()
-        .map(|mut m| {
-            m.as_object_mut().unwrap().remove("id");
-            m
-        })
-        .collect();
-    want.sort_by_key(|m| m.to_string());
-    assert_eq!(message_rows(&central), want, "{out}");
+    assert_eq!(message_rows(&central), without_ids(expected), "{out}");
     let sha = hex_sha256(&upload);
     assert!(spampot::store::read_blob(&central, &sha).unwrap() == upload);
     let events_of = |data: &std::path::Path| {

@@ -92,7 +92,8 @@ pub struct Pulled {
     /// Non-email artifacts (uploads, credentials, other).
     pub sightings: u64,
     pub bodies_fetched: u64,
-    /// Rows whose body the sensor's quota had refused: not pulled.
+    /// Rows whose body the sensor's quota had refused: recorded without it,
+    /// as the sensor did.
     pub without_body: u64,
     /// Torn lines of the sensor's event log, passed over.
     pub skipped_lines: u64,
@@ -217,13 +218,20 @@ impl Collector {
         for chunk in artifacts.chunks(PUT_CHUNK) {
             let mut puts = tokio::task::JoinSet::new();
             for a in chunk {
+                let origin = origin(a)?;
+                let (store, kind, meta) = (self.store.clone(), a.kind.clone(), a.meta.clone());
                 if !a.stored {
+                    // The row still counts (a message, its recipients).
                     pulled.without_body += 1;
+                    let (sha256, size) = (a.sha256.clone(), a.size);
+                    puts.spawn(async move {
+                        store
+                            .put_without_body(origin, &kind, meta, sha256, size)
+                            .await
+                    });
                     continue;
                 }
                 let data = self.body(entry, &a.sha256, pulled).await?;
-                let origin = origin(a)?;
-                let (store, kind, meta) = (self.store.clone(), a.kind.clone(), a.meta.clone());
                 puts.spawn(async move {
                     store
                         .put_artifact(origin, &kind, meta, data.as_ref().clone())
@@ -233,7 +241,7 @@ impl Collector {
             while let Some(done) = puts.join_next().await {
                 done.map_err(|e| CollectError::BadPage(format!("put task failed: {e}")))??;
             }
-            for a in chunk.iter().filter(|a| a.stored) {
+            for a in chunk {
                 match a.kind.as_str() {
                     "email" => pulled.messages += 1,
                     _ => pulled.sightings += 1,

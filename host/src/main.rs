@@ -587,7 +587,7 @@ fn print_pulled(pulled: &[spampot::collector::Pulled]) {
         let state = match (&p.error, p.without_body) {
             (Some(e), _) => format!("FAILED: {e}"),
             (None, 0) => "ok".into(),
-            (None, n) => format!("ok ({n} rows without a body: over the sensor's quota)"),
+            (None, n) => format!("ok ({n} without a body: over the sensor's quota)"),
         };
         println!(
             "{:<16} {:>10} {:>10} {:>8} {:>8}  {state}",

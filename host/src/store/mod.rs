@@ -286,7 +286,12 @@ pub(crate) struct PutRequest {
     origin: Origin,
     kind: &'static str,
     meta: Vec<(String, String)>,
+    /// The body; empty when `body_absent`.
     data: Vec<u8>,
+    /// The body's size (`data.len()` unless `body_absent`).
+    size: u64,
+    /// The caller has only the digest and size (`put_without_body`).
+    body_absent: bool,
     sha256: String,
     /// Compressed body, unless the body was known to be stored when the
     /// caller looked (then the writer compresses only if it turns out to be
@@ -329,6 +334,17 @@ struct Inner {
     data_dir: PathBuf,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     warned_drop: AtomicBool,
+}
+
+/// One of [`ARTIFACT_KINDS`]; anything else is "other".
+fn known_kind(kind: &str) -> &'static str {
+    match ARTIFACT_KINDS.iter().find(|k| **k == kind) {
+        Some(k) => k,
+        None => {
+            tracing::warn!(kind, "unknown artifact kind, stored as \"other\"");
+            "other"
+        }
+    }
 }
 
 /// Handle on an open capture store. Cheap to clone; all clones share one
@@ -553,13 +569,7 @@ impl CaptureStore {
         meta: Vec<(String, String)>,
         data: Vec<u8>,
     ) -> Result<PutOutcome, PutError> {
-        let kind: &'static str = match ARTIFACT_KINDS.iter().find(|k| **k == kind) {
-            Some(k) => k,
-            None => {
-                tracing::warn!(kind, "unknown artifact kind, stored as \"other\"");
-                "other"
-            }
-        };
+        let kind = known_kind(kind);
         let known = self.inner.known.clone();
         let large = data.len() > INLINE_PREP_LIMIT;
         // Compress here, on the caller's thread, so the single writer thread
@@ -583,16 +593,52 @@ impl CaptureStore {
         } else {
             prep()?
         };
-        let (reply, answer) = oneshot::channel();
-        let req = PutRequest {
+        let size = data.len() as u64;
+        self.send_put(PutRequest {
             origin,
             kind,
             meta,
             data,
+            size,
+            body_absent: false,
             sha256,
             compressed,
-            reply,
-        };
+            reply: oneshot::channel().0,
+        })
+        .await
+    }
+
+    /// Record an artifact whose body is not at hand: a collector pulling a
+    /// row whose body the sensor's quota refused. Its rows are made as for a
+    /// put over quota (`stored` 0), unless this store holds the body already.
+    pub async fn put_without_body(
+        &self,
+        origin: Origin,
+        kind: &str,
+        meta: Vec<(String, String)>,
+        sha256: String,
+        size: u64,
+    ) -> Result<PutOutcome, PutError> {
+        if !is_sha256_hex(&sha256) {
+            return Err(PutError::Io(format!("{sha256:?} is not a SHA-256")));
+        }
+        self.send_put(PutRequest {
+            origin,
+            kind: known_kind(kind),
+            meta,
+            data: Vec::new(),
+            size,
+            body_absent: true,
+            sha256,
+            compressed: None,
+            reply: oneshot::channel().0,
+        })
+        .await
+    }
+
+    async fn send_put(&self, mut req: PutRequest) -> Result<PutOutcome, PutError> {
+        let (reply, answer) = oneshot::channel();
+        req.reply = reply;
         self.inner
             .tx
             .send(Request::Put(Box::new(req)))

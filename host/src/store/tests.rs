@@ -126,6 +126,18 @@ fn event(eventid: &str, session: &str, fields: Value) -> Map<String, Value> {
     m
 }
 
+/// The exported `messages` rows without their ids (which are local).
+fn message_rows(dir: &Path) -> Vec<Value> {
+    let (_, text) = export_string(dir, ExportWhat::Messages, ExportFormat::Jsonl);
+    text.lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("id");
+            v
+        })
+        .collect()
+}
+
 fn export_string(data_dir: &Path, what: ExportWhat, format: ExportFormat) -> (u64, String) {
     let mut out = Vec::new();
     let n = export(data_dir, what, format, &mut out).unwrap();
@@ -1913,17 +1925,7 @@ async fn the_feed_rebuilds_meta_that_makes_the_same_rows() {
             .unwrap();
     }
     copy.close().await;
-    let rows = |dir: &Path| {
-        let (_, text) = export_string(dir, ExportWhat::Messages, ExportFormat::Jsonl);
-        text.lines()
-            .map(|l| {
-                let mut v: Value = serde_json::from_str(l).unwrap();
-                v.as_object_mut().unwrap().remove("id");
-                v
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(rows(central.path()), rows(sensor.path()));
+    assert_eq!(message_rows(central.path()), message_rows(sensor.path()));
     let sightings = |dir: &Path| -> Vec<(String, String, String)> {
         db(dir)
             .prepare("SELECT session, kind, meta FROM artifact_sightings")
@@ -1934,4 +1936,64 @@ async fn the_feed_rebuilds_meta_that_makes_the_same_rows() {
             .unwrap()
     };
     assert_eq!(sightings(central.path()), sightings(sensor.path()));
+}
+
+/// A row whose body its sensor's quota refused travels as a row: the copy
+/// says `stored` 0 like the original, and a later put of the body stores it.
+#[tokio::test]
+async fn a_row_without_its_body_is_copied_as_such() {
+    let sensor = tempfile::tempdir().unwrap();
+    let central = tempfile::tempdir().unwrap();
+    let mut cfg = config(sensor.path());
+    cfg.quota_bytes = 1;
+    let store = CaptureStore::open(cfg).unwrap();
+    let outcome = store
+        .put_artifact(
+            origin("s1", "192.0.2.1"),
+            "email",
+            email_meta(&["a@x"]),
+            message(1),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, PutOutcome::OverQuota { .. }));
+    store.close().await;
+
+    let page = read_page(sensor.path(), &FeedCursor::default(), FeedLimits::default()).unwrap();
+    let a = &page.messages[0];
+    assert!(!a.stored);
+    let copy = CaptureStore::open(config(central.path())).unwrap();
+    let mut o = origin(&a.session, &a.src_ip);
+    o.timestamp = chrono::DateTime::parse_from_rfc3339(&a.ts)
+        .unwrap()
+        .to_utc();
+    let outcome = copy
+        .put_without_body(o.clone(), &a.kind, a.meta.clone(), a.sha256.clone(), a.size)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, PutOutcome::OverQuota { .. }));
+    assert!(matches!(
+        copy.put_without_body(o, "email", vec![], "../x".into(), 1)
+            .await,
+        Err(PutError::Io(_))
+    ));
+    copy.close().await;
+    assert_eq!(message_rows(central.path()), message_rows(sensor.path()));
+    assert_eq!(
+        message_rows(central.path())[0]["stored"],
+        json!(false),
+        "{:?}",
+        message_rows(central.path())
+    );
+    assert_eq!(
+        count(central.path(), "SELECT size FROM artifacts"),
+        message(1).len() as i64
+    );
+
+    let copy = CaptureStore::open(config(central.path())).unwrap();
+    copy.put_artifact(origin("s2", "192.0.2.1"), "email", vec![], message(1))
+        .await
+        .unwrap();
+    copy.close().await;
+    assert_eq!(count(central.path(), "SELECT stored FROM artifacts"), 1);
 }
