@@ -252,7 +252,8 @@ impl Collector {
         Ok(())
     }
 
-    /// A body by digest: from the cache, else from the sensor (checked).
+    /// A body by digest: from the cache, else from this store, else from the
+    /// sensor (checked against the digest).
     async fn body(
         &mut self,
         entry: &SensorEntry,
@@ -266,6 +267,10 @@ impl Collector {
             return Err(CollectError::BadPage(format!(
                 "{sha256:?} is not a SHA-256"
             )));
+        }
+        // Another sensor's campaign, or an earlier run's: already here.
+        if let Ok(data) = crate::store::read_blob(self.store.data_dir(), sha256) {
+            return Ok(self.bodies.insert(sha256.to_owned(), data));
         }
         let path = format!("/feed/bodies/{sha256}");
         let answer = ctl::request_bounded(
