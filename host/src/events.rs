@@ -119,28 +119,33 @@ pub fn now_rfc3339() -> String {
     crate::store::format_ts(&chrono::Utc::now())
 }
 
-/// A session id: 16 hex digits, the Unix time in milliseconds (44 bits)
-/// then a per-process sequence (20 bits, from a random start).
+/// A session id: 24 hex digits, the Unix time in milliseconds (44 bits),
+/// a per-process sequence (20 bits, from a random start), then a random
+/// number drawn once per process (32 bits).
 ///
 /// Time first so that ids sort by creation: the store's B-trees keyed by
 /// session (`sessions`, `messages.session`, `requests.session`) then grow at
 /// their right edge instead of touching a random page per session, which
-/// was most of the pages each commit wrote to the WAL. The random start of
-/// the sequence keeps two sensors started together from minting the same
-/// ids; within a process ids are unique up to 2^20 sessions in one ms.
+/// was most of the pages each commit wrote to the WAL. Within a process ids
+/// are unique up to 2^20 sessions in one ms. The last 32 bits are for a
+/// collector's store, which holds many sensors' sessions: with time and
+/// sequence alone, two busy sensors (100 sessions/s each) would mint the
+/// same id a few hundred times a year; with them, about once in 10^7 years.
 pub fn new_session_id() -> String {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQUENCE: OnceLock<AtomicU64> = OnceLock::new();
+    static PROCESS: OnceLock<u32> = OnceLock::new();
     let sequence = SEQUENCE
         .get_or_init(|| AtomicU64::new(rand::random()))
         .fetch_add(1, Ordering::Relaxed)
         & 0xf_ffff;
+    let process = *PROCESS.get_or_init(rand::random);
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
         & 0xfff_ffff_ffff;
-    format!("{:016x}", ms << 20 | sequence)
+    format!("{:016x}{process:08x}", ms << 20 | sequence)
 }
 
 #[cfg(test)]
@@ -150,7 +155,7 @@ mod tests {
     #[test]
     fn session_ids_are_unique_and_sort_by_time() {
         let first = new_session_id();
-        assert_eq!(first.len(), 16);
+        assert_eq!(first.len(), 24);
         assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
         let ids: std::collections::HashSet<String> =
             (0..100_000).map(|_| new_session_id()).collect();
