@@ -9,7 +9,8 @@
 //! what it pulled is durable in its own store. The captures go in through
 //! the same [`CaptureStore`] calls a sensor makes, so the rows are built by
 //! the same code. A crash between a page's commit and the cursor's save
-//! pulls that page again (at least once, never lost).
+//! pulls that page again (at least once, never lost). Everything pulled
+//! from a sensor is filed under that sensor's name in the fleet file.
 //!
 //! Like `fleet`, these are operator requests to addresses the operator
 //! lists (`ctl.rs`); no client session reaches this code.
@@ -203,7 +204,9 @@ impl Collector {
         let dropped_before = self.store.usage().events_dropped;
         for chunk in page.events.chunks(EVENT_CHUNK) {
             for event in chunk {
-                self.store.record(event.clone());
+                let mut event = event.clone();
+                event.insert("sensor".into(), entry.name.clone().into());
+                self.store.record(event);
             }
             self.store.flush().await?;
         }
@@ -218,7 +221,7 @@ impl Collector {
         for chunk in artifacts.chunks(PUT_CHUNK) {
             let mut puts = tokio::task::JoinSet::new();
             for a in chunk {
-                let origin = origin(a)?;
+                let origin = origin(a, &entry.name)?;
                 let (store, kind, meta) = (self.store.clone(), a.kind.clone(), a.meta.clone());
                 if !a.stored {
                     // The row still counts (a message, its recipients).
@@ -321,13 +324,16 @@ impl Collector {
     }
 }
 
-fn origin(a: &FeedArtifact) -> Result<Origin, CollectError> {
+/// Where an artifact came from. The sensor is the one it was pulled from,
+/// whatever the row says: a sensor cannot file captures under another's
+/// name.
+fn origin(a: &FeedArtifact, sensor: &str) -> Result<Origin, CollectError> {
     let timestamp = chrono::DateTime::parse_from_rfc3339(&a.ts)
         .map_err(|e| CollectError::BadPage(format!("timestamp {:?}: {e}", a.ts)))?
         .with_timezone(&chrono::Utc);
     Ok(Origin {
         session: a.session.clone(),
-        sensor: a.sensor.clone(),
+        sensor: sensor.to_owned(),
         plugin: a.plugin.clone(),
         src_ip: a.src_ip.clone(),
         src_port: a.src_port,
@@ -358,5 +364,110 @@ impl BodyCache {
         let data = Arc::new(data);
         self.bodies.insert(sha256, data.clone());
         data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A stand-in sensor on loopback: `/feed` answers `page`, any body
+    /// request answers `body`.
+    async fn fake_sensor(page: serde_json::Value, body: &'static [u8]) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let answer = if head.starts_with(b"GET /feed?") {
+                    page.to_string()
+                } else {
+                    json!({"data": base64::engine::general_purpose::STANDARD.encode(body)})
+                        .to_string()
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    fn page(sha256: &str, size: usize) -> serde_json::Value {
+        json!({
+            "sensor": "sensor-a",
+            "events": [{"eventid": "session.open", "timestamp": "2026-11-27T04:40:21.123Z",
+                        "sensor": "sensor-b", "session": "s1", "src_ip": "192.0.2.1",
+                        "src_port": 4000, "dst_port": 25, "plugin": "smtp"}],
+            "messages": [{"id": 7, "session": "s1", "ts": "2026-11-27T04:40:22.000Z",
+                          "sensor": "sensor-b", "src_ip": "192.0.2.1", "src_port": 4000,
+                          "dst_port": 25, "plugin": "smtp", "kind": "email",
+                          "sha256": sha256, "size": size, "stored": true,
+                          "meta": [["rcpt_to", "v@victim.example"]]}],
+            "sightings": [],
+            "skipped_lines": 0,
+            "next": {"events_file": 42, "events_offset": 300, "message_id": 7, "sighting_id": 0},
+            "more": false,
+        })
+    }
+
+    fn fleet(addr: std::net::SocketAddr) -> Fleet {
+        let text = format!("[[sensor]]\nname = \"sensor-a\"\nadmin = \"{addr}\"\ntoken = \"t\"\n");
+        Fleet::parse(&text, Path::new("fleet.toml")).unwrap()
+    }
+
+    /// A body that does not match its digest is refused, and the cursor
+    /// stays where it was: the next pull asks for the same page.
+    #[tokio::test]
+    async fn a_body_that_does_not_match_its_digest_stops_the_pull_before_the_cursor_moves() {
+        const BODY: &[u8] = b"Subject: hi\r\n\r\nbuy\r\n";
+        let addr = fake_sensor(page(&sha256_hex(BODY), BODY.len()), b"something else").await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut collector = Collector::open(dir.path()).unwrap();
+        let pulled = collector.pull_all(&fleet(addr)).await;
+        let error = pulled[0].error.as_deref().unwrap_or_default();
+        assert!(error.contains("does not match its digest"), "{pulled:?}");
+        assert!(!collector.state.sensors.contains_key("sensor-a"));
+        collector.close().await;
+        assert!(!dir.path().join(STATE_FILE).exists());
+    }
+
+    /// Everything pulled from a sensor is filed under its fleet name, even
+    /// what the sensor labels as another's; the cursor is saved.
+    #[tokio::test]
+    async fn captures_are_filed_under_the_sensor_they_came_from() {
+        const BODY: &[u8] = b"Subject: hi\r\n\r\nbuy\r\n";
+        let addr = fake_sensor(page(&sha256_hex(BODY), BODY.len()), BODY).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut collector = Collector::open(dir.path()).unwrap();
+        let pulled = collector.pull_all(&fleet(addr)).await;
+        assert_eq!(pulled[0].error, None);
+        assert_eq!((pulled[0].events, pulled[0].messages), (1, 1));
+        collector.close().await;
+
+        let state: State =
+            serde_json::from_slice(&std::fs::read(dir.path().join(STATE_FILE)).unwrap()).unwrap();
+        assert_eq!(state.sensors["sensor-a"].events_offset, 300);
+        let page = crate::store::read_page(
+            dir.path(),
+            &FeedCursor::default(),
+            crate::store::FeedLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(page.events[0]["sensor"], "sensor-a");
+        assert_eq!(page.messages[0].sensor, "sensor-a");
+        assert_eq!(
+            page.messages[0].meta,
+            [("rcpt_to".into(), "v@victim.example".into())]
+        );
     }
 }
