@@ -175,7 +175,7 @@ pub fn read_page(
 /// The event-log files in order, oldest first, each with its inode; the
 /// current log is last. Opened before they are read, so a rotation in
 /// between renames a file this already holds.
-fn event_files(data_dir: &Path) -> Result<Vec<(u64, std::fs::File, bool)>, FeedError> {
+fn event_files(data_dir: &Path) -> Result<Vec<EventFile>, FeedError> {
     let io_err = |source| FeedError::Io {
         path: data_dir.to_path_buf(),
         source,
@@ -195,14 +195,33 @@ fn event_files(data_dir: &Path) -> Result<Vec<(u64, std::fs::File, bool)>, FeedE
             Err(e) => return Err(io_err(e)),
         };
         match file_id(&file) {
-            Some(id) if Some(id) != current_id => files.push((id.1, file, false)),
+            Some(id) if Some(id) != current_id => files.push(EventFile {
+                inode: id.1,
+                name,
+                file,
+                current: false,
+            }),
             _ => {}
         }
     }
     if let (Some(file), Some(id)) = (current, current_id) {
-        files.push((id.1, file, true));
+        files.push(EventFile {
+            inode: id.1,
+            name: EVENTS_FILE.to_owned(),
+            file,
+            current: true,
+        });
     }
     Ok(files)
+}
+
+/// An event-log file, open.
+struct EventFile {
+    inode: u64,
+    name: String,
+    file: std::fs::File,
+    /// `events.jsonl`, still written to.
+    current: bool,
 }
 
 fn read_events(
@@ -217,7 +236,7 @@ fn read_events(
     } else {
         files
             .iter()
-            .position(|(ino, _, _)| *ino == cursor.events_file)
+            .position(|f| f.inode == cursor.events_file)
             .ok_or(FeedError::CursorGone(cursor.events_file))?
     };
     let mut offset = if cursor.events_file == 0 {
@@ -226,25 +245,29 @@ fn read_events(
         cursor.events_offset
     };
     let mut budget = budget;
-    for (ino, file, current) in files.into_iter().skip(start) {
-        let path = data_dir.join(if current {
-            EVENTS_FILE
-        } else {
-            "events-*.jsonl"
-        });
+    for EventFile {
+        inode,
+        name,
+        file,
+        current,
+    } in files.into_iter().skip(start)
+    {
+        let path = data_dir.join(name);
         let io_err = |source| FeedError::Io {
             path: path.clone(),
             source,
         };
         let len = file.metadata().map_err(io_err)?.len();
         if offset > len {
-            return Err(FeedError::BadOffset { file: ino, offset });
+            return Err(FeedError::BadOffset {
+                file: inode,
+                offset,
+            });
         }
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         reader.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-        let mut reader = reader.take(MAX_LINE_BYTES.max(budget));
         let mut line = Vec::new();
-        page.next.events_file = ino;
+        page.next.events_file = inode;
         loop {
             if budget == 0 {
                 page.next.events_offset = offset;
@@ -252,7 +275,11 @@ fn read_events(
                 return Ok(());
             }
             line.clear();
-            let n = reader.read_until(b'\n', &mut line).map_err(io_err)? as u64;
+            // One line at most MAX_LINE_BYTES, however large the budget.
+            let n = (&mut reader)
+                .take(MAX_LINE_BYTES)
+                .read_until(b'\n', &mut line)
+                .map_err(io_err)? as u64;
             let complete = line.last() == Some(&b'\n');
             // The current log's last line may be half written: leave it for
             // the next page. A rotated log is whole (a torn line there is

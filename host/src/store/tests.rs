@@ -1997,3 +1997,76 @@ async fn a_row_without_its_body_is_copied_as_such() {
     copy.close().await;
     assert_eq!(count(central.path(), "SELECT stored FROM artifacts"), 1);
 }
+
+/// Damaged logs (garbage lines, binary, a rotated log with a torn tail, a
+/// current log whose last line is still being written) are read to the end
+/// at any page size: every whole JSON line once, in order, the rest
+/// counted, the unfinished line left for later.
+#[test]
+fn the_feed_reads_damaged_logs_to_the_end_at_any_page_size() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for case in 0..40 {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut want = Vec::new();
+        let mut garbage = 0;
+        let names = [
+            "events-20261127T000000.000Z.jsonl",
+            "events-20261127T000000.000Z-1.jsonl",
+            EVENTS_FILE,
+        ];
+        let mut seq = 0;
+        for (i, name) in names.iter().enumerate() {
+            let mut text = Vec::new();
+            for _ in 0..next() % 30 {
+                match next() % 4 {
+                    0 => {
+                        text.extend_from_slice(b"\xff\x00 not json {\n");
+                        garbage += 1;
+                    }
+                    _ => {
+                        text.extend_from_slice(format!("{{\"seq\":{seq}}}\n").as_bytes());
+                        want.push(seq);
+                        seq += 1;
+                    }
+                }
+            }
+            // A torn tail: garbage in a rotated log, unfinished in the current one.
+            if next() % 2 == 0 {
+                text.extend_from_slice(b"{\"seq\":");
+                if i < 2 {
+                    garbage += 1;
+                }
+            }
+            std::fs::write(tmp.path().join(name), text).unwrap();
+        }
+        let limits = FeedLimits {
+            event_bytes: 1 + next() % 200,
+            rows: 10,
+        };
+        let mut cursor = FeedCursor::default();
+        let (mut seen, mut skipped) = (Vec::new(), 0);
+        for _ in 0..10_000 {
+            let page = read_page(tmp.path(), &cursor, limits).unwrap();
+            seen.extend(page.events.iter().map(|e| e["seq"].as_i64().unwrap()));
+            skipped += page.skipped_lines;
+            cursor = page.next;
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(seen, want, "case {case}, {limits:?}");
+        assert_eq!(skipped, garbage, "case {case}");
+        // Nothing new: the next page is empty and does not move.
+        let again = read_page(tmp.path(), &cursor, limits).unwrap();
+        assert!(
+            again.events.is_empty() && again.next == cursor,
+            "case {case}"
+        );
+    }
+}
