@@ -3,7 +3,8 @@
 //! the pieces the case cuts: hostile bytes never trap the sandbox (a trap
 //! loses the session and tells the abuser the port is not what it claims),
 //! and the component answers exactly as the same code linked natively:
-//! the same bytes, then closed or spliced to the same target. Both see one
+//! the same bytes, then closed or spliced to the same target, the same
+//! events and the same stored messages. Both see one
 //! fixed clock, and a wasm32 build that differs from the native one (a
 //! 32-bit `usize` overflowing, say) shows as a different answer.
 
@@ -147,6 +148,71 @@ async fn fuzz_component(runtime: &Arc<Runtime>, (native, port, corpus, tokens): 
     assert!(ends > 0, "{name}: no case reached a close or a splice");
     host_c.store.close().await;
     host_n.store.close().await;
+    // What each build recorded: the same events (the host stamps them
+    // with its own wall clock: left out) and the same stored artifacts.
+    // The native path stores a call's artifacts after the call returns
+    // (`native.rs`), so the host's `artifact.stored` follows the plugin's
+    // events of that call there: those are compared apart.
+    let stored = |events: &mut Vec<serde_json::Value>| {
+        let (stored, rest) = events
+            .drain(..)
+            .partition(|e: &serde_json::Value| e["eventid"] == "artifact.stored");
+        *events = rest;
+        stored
+    };
+    let (mut events_c, mut events_n) = (recorded(data_c.path()), recorded(data_n.path()));
+    let (stored_c, stored_n): (Vec<_>, Vec<_>) = (stored(&mut events_c), stored(&mut events_n));
+    assert_eq!(stored_c, stored_n, "{name}: artifact.stored events differ");
+    if let Some(at) =
+        (0..events_c.len().max(events_n.len())).find(|&k| events_c.get(k) != events_n.get(k))
+    {
+        let session = events_c
+            .get(at)
+            .or(events_n.get(at))
+            .map(|e| e["session"].clone());
+        panic!(
+            "{name}: event {at} differs (session {session:?}, the fuzz case of that number): \
+             component {:?}, native {:?}",
+            events_c.get(at),
+            events_n.get(at)
+        );
+    }
+    assert!(!events_c.is_empty(), "{name}: no events recorded");
+    let rows = |dir: &std::path::Path| -> Vec<serde_json::Value> {
+        spampot_blackbox::messages(dir)
+            .into_iter()
+            .map(|mut m| {
+                m.as_object_mut().unwrap().remove("ts");
+                m
+            })
+            .collect()
+    };
+    assert_eq!(
+        rows(data_c.path()),
+        rows(data_n.path()),
+        "{name}: stored messages differ"
+    );
+}
+
+/// A data directory's events, without their host timestamps.
+fn recorded(data: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    spampot::store::export(
+        data,
+        spampot::store::ExportWhat::Events,
+        spampot::store::ExportFormat::Jsonl,
+        &mut out,
+    )
+    .unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut e: serde_json::Value = serde_json::from_str(l).unwrap();
+            e.as_object_mut().unwrap().remove("timestamp");
+            e
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
