@@ -553,13 +553,18 @@ fn message_rows(data: &std::path::Path) -> Vec<serde_json::Value> {
     without_ids(spampot_blackbox::messages(data))
 }
 
-fn collect(fleet: &std::path::Path, central: &std::path::Path) -> (Option<i32>, String) {
+fn collect(
+    fleet: &std::path::Path,
+    central: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> (Option<i32>, String) {
     let out = std::process::Command::new(spampot_blackbox::spampot_bin())
         .arg("collect")
         .arg("--sensors")
         .arg(fleet)
         .arg("--data")
         .arg(central)
+        .args(extra)
         .output()
         .unwrap();
     let text = format!(
@@ -643,7 +648,7 @@ async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
     let mut expected = one.messages().await;
     expected.extend(two.messages().await);
     assert_eq!(expected.len(), 5);
-    let (code, out) = collect(&fleet, &central);
+    let (code, out) = collect(&fleet, &central, &[]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(message_rows(&central), without_ids(expected), "{out}");
     let sha = hex_sha256(&upload);
@@ -687,16 +692,23 @@ async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
     assert_eq!(types[0]["count"], 1, "{report}");
 
     // Nothing twice.
-    let (code, out) = collect(&fleet, &central);
+    let (code, out) = collect(&fleet, &central, &[]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(message_rows(&central).len(), 5, "{out}");
     assert_eq!(events_of(&central), events, "{out}");
 
-    // A new message on one sensor arrives, and only it.
+    // A new message on one sensor arrives, and only it; the HTML report
+    // written after the pass counts it.
     send_message(two.addr(25), "later", 1).await;
     two.messages().await;
-    let (code, out) = collect(&fleet, &central);
+    let html = dir.path().join("report.html");
+    let (code, out) = collect(&fleet, &central, &["--html".as_ref(), html.as_os_str()]);
     assert_eq!(code, Some(0), "{out}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<th>emails</th><td class=\"num\">6</td>"),
+        "{page}"
+    );
     let rows = message_rows(&central);
     assert_eq!(rows.len(), 6, "{out}");
     assert_eq!(
@@ -728,7 +740,7 @@ async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
         ),
     )
     .unwrap();
-    let (code, out) = collect(&fleet, &central);
+    let (code, out) = collect(&fleet, &central, &[]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("set [admin] token"), "{out}");
     assert!(

@@ -86,6 +86,10 @@ enum Command {
         /// instead of once.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         every: Option<u64>,
+        /// After each pass, write the HTML report over every sensor to this
+        /// file (replaced whole, so a web server can serve it as it is).
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Control a running sensor: listeners, plugins, config.
     Ctl {
@@ -325,12 +329,13 @@ fn run(command: Command) -> Result<()> {
             sensors,
             data,
             every,
+            html,
         } => {
             let fleet = spampot::fleet::Fleet::load(&sensors)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(collect(&fleet, &data, every))
+            runtime.block_on(collect(&fleet, &data, every, html.as_deref()))
         }
         Command::Ctl { admin, action } => {
             let (method, path) = match &action {
@@ -548,7 +553,12 @@ fn admin_request(admin: &AdminArgs, method: &str, path: &str) -> Result<serde_js
 }
 
 /// `spampot collect`: one pass, or one every `every` seconds until a signal.
-async fn collect(fleet: &spampot::fleet::Fleet, data: &Path, every: Option<u64>) -> Result<()> {
+async fn collect(
+    fleet: &spampot::fleet::Fleet,
+    data: &Path,
+    every: Option<u64>,
+    html: Option<&Path>,
+) -> Result<()> {
     let mut collector = spampot::collector::Collector::open(data).with_context(|| {
         format!(
             "cannot open the collector's data directory {}",
@@ -560,6 +570,17 @@ async fn collect(fleet: &spampot::fleet::Fleet, data: &Path, every: Option<u64>)
         let pulled = collector.pull_all(fleet).await;
         print_pulled(&pulled);
         let failed = pulled.iter().filter(|p| p.error.is_some()).count();
+        // Everything pulled is indexed by now (each page ends with a flush).
+        if let Some(path) = html {
+            match write_html_report(data, path) {
+                Ok(()) => tracing::info!(path = %path.display(), "report written"),
+                Err(e) if every.is_some() => tracing::warn!("report not written: {e:#}"),
+                Err(e) => {
+                    collector.close().await;
+                    return Err(e);
+                }
+            }
+        }
         let Some(secs) = every else { break failed };
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(secs)) => {}
@@ -574,6 +595,20 @@ async fn collect(fleet: &spampot::fleet::Fleet, data: &Path, every: Option<u64>)
             fleet.sensors.len()
         );
     }
+    Ok(())
+}
+
+/// The HTML report over a data directory, written to a temporary file and
+/// renamed over `path`, so a reader never sees half a page.
+fn write_html_report(data: &Path, path: &Path) -> Result<()> {
+    let report =
+        spampot_report::build_report(&spampot_report::ReportOptions::new(data.to_path_buf()))?;
+    let tmp = path.with_extension("html.tmp");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    spampot_report::render(&report, spampot_report::Format::Html, None, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
     Ok(())
 }
 
