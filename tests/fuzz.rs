@@ -196,19 +196,9 @@ async fn fuzz_component(runtime: &Arc<Runtime>, (native, port, corpus, tokens): 
 
 /// A data directory's events, without their host timestamps.
 fn recorded(data: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    spampot::store::export(
-        data,
-        spampot::store::ExportWhat::Events,
-        spampot::store::ExportFormat::Jsonl,
-        &mut out,
-    )
-    .unwrap();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut e: serde_json::Value = serde_json::from_str(l).unwrap();
+    spampot_blackbox::events(data)
+        .into_iter()
+        .map(|mut e| {
             e.as_object_mut().unwrap().remove("timestamp");
             e
         })

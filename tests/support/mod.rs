@@ -339,14 +339,19 @@ pub fn require(program: &str) {
 /// Messages in a data directory, as `spampot export --what messages` gives them
 /// (of a running sensor: use [`TestSensor::messages`], which flushes first).
 pub fn messages(data: &std::path::Path) -> Vec<Value> {
+    exported(data, spampot::store::ExportWhat::Messages)
+}
+
+/// Events in a data directory, rotated logs first, as `spampot export
+/// --what events` gives them.
+pub fn events(data: &std::path::Path) -> Vec<Value> {
+    exported(data, spampot::store::ExportWhat::Events)
+}
+
+fn exported(data: &std::path::Path, what: spampot::store::ExportWhat) -> Vec<Value> {
     let mut out = Vec::new();
-    spampot::store::export(
-        data,
-        spampot::store::ExportWhat::Messages,
-        spampot::store::ExportFormat::Jsonl,
-        &mut out,
-    )
-    .expect("export messages");
+    spampot::store::export(data, what, spampot::store::ExportFormat::Jsonl, &mut out)
+        .expect("export");
     String::from_utf8(out)
         .expect("utf-8 export")
         .lines()
