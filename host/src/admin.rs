@@ -220,6 +220,8 @@ async fn feed_body(State(admin): Shared, Path(sha256): Path<String>) -> Response
         }))
         .into_response(),
         Ok(Err(StoreError::NotFound { .. })) => error(StatusCode::NOT_FOUND, "no such stored body"),
+        // Damaged for good: the collector records the row without it.
+        Ok(Err(e @ StoreError::Corrupt { .. })) => error(StatusCode::GONE, e),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

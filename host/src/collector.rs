@@ -54,6 +54,11 @@ const PUT_CHUNK: usize = 64;
 /// drops what does not fit.
 const EVENT_CHUNK: usize = 4096;
 
+/// Pages read from one sensor in one pass: a sensor that captures faster
+/// than it can be pulled must not keep the others waiting. ~1 GiB of event
+/// log; the next pass goes on from there.
+const MAX_PAGES_PER_PASS: u32 = 256;
+
 /// Bodies kept after they were fetched, so a campaign's body crosses the
 /// network once per run, not once per copy.
 const BODY_CACHE_BYTES: usize = 64 << 20;
@@ -96,8 +101,14 @@ pub struct Pulled {
     /// Rows whose body the sensor's quota had refused: recorded without it,
     /// as the sensor did.
     pub without_body: u64,
+    /// Bodies the sensor's rows point at but it no longer has (missing or
+    /// damaged there: `spampot verify` on the sensor lists them); their
+    /// rows are recorded without them.
+    pub bodies_lost: u64,
     /// Torn lines of the sensor's event log, passed over.
     pub skipped_lines: u64,
+    /// The pass stopped at its page limit with more to read.
+    pub behind: bool,
     /// Why the pull stopped early; what came before it is kept.
     pub error: Option<String>,
 }
@@ -165,7 +176,7 @@ impl Collector {
 
     async fn pull(&mut self, entry: &SensorEntry, pulled: &mut Pulled) -> Result<(), CollectError> {
         let token = entry.token.as_deref();
-        loop {
+        for _ in 0..MAX_PAGES_PER_PASS {
             let cursor = self
                 .state
                 .sensors
@@ -192,6 +203,8 @@ impl Collector {
                 return Ok(());
             }
         }
+        pulled.behind = true;
+        Ok(())
     }
 
     /// Put one page into the local store and wait until it is durable.
@@ -234,7 +247,16 @@ impl Collector {
                     });
                     continue;
                 }
-                let data = self.body(entry, &a.sha256, pulled).await?;
+                let Some(data) = self.body(entry, &a.sha256, pulled).await? else {
+                    pulled.bodies_lost += 1;
+                    let (sha256, size) = (a.sha256.clone(), a.size);
+                    puts.spawn(async move {
+                        store
+                            .put_without_body(origin, &kind, meta, sha256, size)
+                            .await
+                    });
+                    continue;
+                };
                 puts.spawn(async move {
                     store
                         .put_artifact(origin, &kind, meta, data.as_ref().clone())
@@ -256,15 +278,17 @@ impl Collector {
     }
 
     /// A body by digest: from the cache, else from this store, else from the
-    /// sensor (checked against the digest).
+    /// sensor (checked against the digest). `None` when the sensor answers
+    /// that it no longer has it (404) or has it damaged (410): waiting would
+    /// not bring it back.
     async fn body(
         &mut self,
         entry: &SensorEntry,
         sha256: &str,
         pulled: &mut Pulled,
-    ) -> Result<Arc<Vec<u8>>, CollectError> {
+    ) -> Result<Option<Arc<Vec<u8>>>, CollectError> {
         if let Some(data) = self.bodies.get(sha256) {
-            return Ok(data);
+            return Ok(Some(data));
         }
         if !crate::store::is_sha256_hex(sha256) {
             return Err(CollectError::BadPage(format!(
@@ -273,7 +297,7 @@ impl Collector {
         }
         // Another sensor's campaign, or an earlier run's: already here.
         if let Ok(data) = crate::store::read_blob(self.store.data_dir(), sha256) {
-            return Ok(self.bodies.insert(sha256.to_owned(), data));
+            return Ok(Some(self.bodies.insert(sha256.to_owned(), data)));
         }
         let path = format!("/feed/bodies/{sha256}");
         let answer = ctl::request_bounded(
@@ -284,7 +308,18 @@ impl Collector {
             MAX_BODY_BYTES,
             TIMEOUT,
         )
-        .await?;
+        .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(CtlError::Refused {
+                status: 404 | 410,
+                message,
+            }) => {
+                tracing::warn!(sensor = %entry.name, sha256, %message, "body lost on the sensor");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let data = answer["data"]
             .as_str()
             .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
@@ -295,7 +330,7 @@ impl Collector {
             });
         }
         pulled.bodies_fetched += 1;
-        Ok(self.bodies.insert(sha256.to_owned(), data))
+        Ok(Some(self.bodies.insert(sha256.to_owned(), data)))
     }
 
     /// Write the cursors durably: to a temporary file, synced, renamed over.
@@ -374,8 +409,11 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A stand-in sensor on loopback: `/feed` answers `page`, any body
-    /// request answers `body`.
-    async fn fake_sensor(page: serde_json::Value, body: &'static [u8]) -> std::net::SocketAddr {
+    /// request answers `body`, or 404 for `None`.
+    async fn fake_sensor(
+        page: serde_json::Value,
+        body: Option<&'static [u8]>,
+    ) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -386,14 +424,20 @@ mod tests {
                 {
                     head.push(byte[0]);
                 }
-                let answer = if head.starts_with(b"GET /feed?") {
-                    page.to_string()
-                } else {
-                    json!({"data": base64::engine::general_purpose::STANDARD.encode(body)})
-                        .to_string()
+                let (status, answer) = match body {
+                    _ if head.starts_with(b"GET /feed?") => ("200 OK", page.to_string()),
+                    Some(body) => (
+                        "200 OK",
+                        json!({"data": base64::engine::general_purpose::STANDARD.encode(body)})
+                            .to_string(),
+                    ),
+                    None => (
+                        "404 Not Found",
+                        json!({"error": "no such stored body"}).to_string(),
+                    ),
                 };
                 let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
                     answer.len()
                 );
                 let _ = socket.write_all(reply.as_bytes()).await;
@@ -430,7 +474,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_does_not_match_its_digest_stops_the_pull_before_the_cursor_moves() {
         const BODY: &[u8] = b"Subject: hi\r\n\r\nbuy\r\n";
-        let addr = fake_sensor(page(&sha256_hex(BODY), BODY.len()), b"something else").await;
+        let addr = fake_sensor(page(&sha256_hex(BODY), BODY.len()), Some(b"something else")).await;
         let dir = tempfile::tempdir().unwrap();
         let mut collector = Collector::open(dir.path()).unwrap();
         let pulled = collector.pull_all(&fleet(addr)).await;
@@ -446,7 +490,7 @@ mod tests {
     #[tokio::test]
     async fn captures_are_filed_under_the_sensor_they_came_from() {
         const BODY: &[u8] = b"Subject: hi\r\n\r\nbuy\r\n";
-        let addr = fake_sensor(page(&sha256_hex(BODY), BODY.len()), BODY).await;
+        let addr = fake_sensor(page(&sha256_hex(BODY), BODY.len()), Some(BODY)).await;
         let dir = tempfile::tempdir().unwrap();
         let mut collector = Collector::open(dir.path()).unwrap();
         let pulled = collector.pull_all(&fleet(addr)).await;
@@ -469,5 +513,29 @@ mod tests {
             page.messages[0].meta,
             [("rcpt_to".into(), "v@victim.example".into())]
         );
+    }
+
+    /// A body the sensor no longer has (404) does not stall the collector
+    /// on that row forever: the row is recorded without it, counted, and
+    /// the cursor moves on.
+    #[tokio::test]
+    async fn a_body_lost_on_the_sensor_is_recorded_as_missing_and_the_pull_goes_on() {
+        let sha = sha256_hex(b"gone");
+        let addr = fake_sensor(page(&sha, 4), None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut collector = Collector::open(dir.path()).unwrap();
+        let pulled = collector.pull_all(&fleet(addr)).await;
+        assert_eq!(pulled[0].error, None, "{pulled:?}");
+        assert_eq!((pulled[0].messages, pulled[0].bodies_lost), (1, 1));
+        assert!(collector.state.sensors.contains_key("sensor-a"));
+        collector.close().await;
+        let page = crate::store::read_page(
+            dir.path(),
+            &FeedCursor::default(),
+            crate::store::FeedLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(page.messages.len(), 1);
+        assert!(!page.messages[0].stored);
     }
 }

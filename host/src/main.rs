@@ -619,11 +619,25 @@ fn print_pulled(pulled: &[spampot::collector::Pulled]) {
         "sensor", "events", "messages", "uploads", "bodies"
     );
     for p in pulled {
-        let state = match (&p.error, p.without_body) {
-            (Some(e), _) => format!("FAILED: {e}"),
-            (None, 0) => "ok".into(),
-            (None, n) => format!("ok ({n} without a body: over the sensor's quota)"),
+        let mut state = match &p.error {
+            Some(e) => format!("FAILED: {e}"),
+            None => "ok".into(),
         };
+        if p.without_body > 0 {
+            state += &format!(
+                "; {} without a body (over the sensor's quota)",
+                p.without_body
+            );
+        }
+        if p.bodies_lost > 0 {
+            state += &format!(
+                "; {} bodies lost on the sensor (see its `spampot verify`)",
+                p.bodies_lost
+            );
+        }
+        if p.behind {
+            state += "; more to pull (page limit of a pass)";
+        }
         println!(
             "{:<16} {:>10} {:>10} {:>8} {:>8}  {state}",
             p.name, p.events, p.messages, p.sightings, p.bodies_fetched
