@@ -8,7 +8,8 @@
 //! sensor in `collector.json` in its data directory and moves it only after
 //! what it pulled is durable in its own store. The captures go in through
 //! the same [`CaptureStore`] calls a sensor makes, so the rows are built by
-//! the same code. A crash between a page's commit and the cursor's save
+//! the same code. A page's bodies are fetched before any of it is written,
+//! so a network failure writes nothing; a crash while a page is written
 //! pulls that page again (at least once, never lost). Everything pulled
 //! from a sensor is filed under that sensor's name in the fleet file.
 //!
@@ -47,7 +48,7 @@ const MAX_BODY_BYTES: u64 = 64 << 20;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Artifacts put at once: enough for the store to commit them in one group
-/// (one fdatasync), few enough that their bodies stay small in memory.
+/// (one fdatasync), few enough that the copies of their bodies stay small.
 const PUT_CHUNK: usize = 64;
 
 /// Events recorded between flushes: well under the store's queue, which
@@ -208,12 +209,25 @@ impl Collector {
     }
 
     /// Put one page into the local store and wait until it is durable.
+    /// Its bodies are fetched (and its rows checked) first: a network
+    /// failure leaves nothing of the page written, and the page is read
+    /// again whole next time.
     async fn ingest(
         &mut self,
         entry: &SensorEntry,
         page: &FeedPage,
         pulled: &mut Pulled,
     ) -> Result<(), CollectError> {
+        let artifacts: Vec<&FeedArtifact> = page.messages.iter().chain(&page.sightings).collect();
+        let mut ready = Vec::with_capacity(artifacts.len());
+        for a in &artifacts {
+            let body = match a.stored {
+                true => self.body(entry, &a.sha256, pulled).await?,
+                false => None,
+            };
+            ready.push((origin(a, &entry.name)?, body));
+        }
+
         let dropped_before = self.store.usage().events_dropped;
         for chunk in page.events.chunks(EVENT_CHUNK) {
             for event in chunk {
@@ -230,49 +244,42 @@ impl Collector {
         pulled.events += page.events.len() as u64;
         pulled.skipped_lines += page.skipped_lines;
 
-        let artifacts: Vec<&FeedArtifact> = page.messages.iter().chain(&page.sightings).collect();
-        for chunk in artifacts.chunks(PUT_CHUNK) {
-            let mut puts = tokio::task::JoinSet::new();
-            for a in chunk {
-                let origin = origin(a, &entry.name)?;
-                let (store, kind, meta) = (self.store.clone(), a.kind.clone(), a.meta.clone());
-                if !a.stored {
-                    // The row still counts (a message, its recipients).
-                    pulled.without_body += 1;
+        let mut puts = tokio::task::JoinSet::new();
+        for (a, (origin, body)) in artifacts.into_iter().zip(ready) {
+            let (store, kind, meta) = (self.store.clone(), a.kind.clone(), a.meta.clone());
+            match a.kind.as_str() {
+                "email" => pulled.messages += 1,
+                _ => pulled.sightings += 1,
+            }
+            match body {
+                Some(data) => {
+                    puts.spawn(async move {
+                        store
+                            .put_artifact(origin, &kind, meta, data.as_ref().clone())
+                            .await
+                    });
+                }
+                // The row still counts (a message, its recipients): without
+                // its body, as the sensor's quota left it or as it was lost.
+                None => {
+                    if a.stored {
+                        pulled.bodies_lost += 1;
+                    } else {
+                        pulled.without_body += 1;
+                    }
                     let (sha256, size) = (a.sha256.clone(), a.size);
                     puts.spawn(async move {
                         store
                             .put_without_body(origin, &kind, meta, sha256, size)
                             .await
                     });
-                    continue;
                 }
-                let Some(data) = self.body(entry, &a.sha256, pulled).await? else {
-                    pulled.bodies_lost += 1;
-                    let (sha256, size) = (a.sha256.clone(), a.size);
-                    puts.spawn(async move {
-                        store
-                            .put_without_body(origin, &kind, meta, sha256, size)
-                            .await
-                    });
-                    continue;
-                };
-                puts.spawn(async move {
-                    store
-                        .put_artifact(origin, &kind, meta, data.as_ref().clone())
-                        .await
-                });
             }
-            while let Some(done) = puts.join_next().await {
-                done.map_err(|e| CollectError::BadPage(format!("put task failed: {e}")))??;
-            }
-            for a in chunk {
-                match a.kind.as_str() {
-                    "email" => pulled.messages += 1,
-                    _ => pulled.sightings += 1,
-                }
+            if puts.len() >= PUT_CHUNK {
+                finish(&mut puts).await?;
             }
         }
+        finish(&mut puts).await?;
         self.store.flush().await?;
         Ok(())
     }
@@ -362,6 +369,16 @@ impl Collector {
 /// Where an artifact came from. The sensor is the one it was pulled from,
 /// whatever the row says: a sensor cannot file captures under another's
 /// name.
+/// Wait for the puts in flight; the first failure is the page's.
+async fn finish(
+    puts: &mut tokio::task::JoinSet<Result<crate::store::PutOutcome, PutError>>,
+) -> Result<(), CollectError> {
+    while let Some(done) = puts.join_next().await {
+        done.map_err(|e| CollectError::BadPage(format!("put task failed: {e}")))??;
+    }
+    Ok(())
+}
+
 fn origin(a: &FeedArtifact, sensor: &str) -> Result<Origin, CollectError> {
     let timestamp = chrono::DateTime::parse_from_rfc3339(&a.ts)
         .map_err(|e| CollectError::BadPage(format!("timestamp {:?}: {e}", a.ts)))?
@@ -469,8 +486,9 @@ mod tests {
         Fleet::parse(&text, Path::new("fleet.toml")).unwrap()
     }
 
-    /// A body that does not match its digest is refused, and the cursor
-    /// stays where it was: the next pull asks for the same page.
+    /// A body that does not match its digest is refused before anything of
+    /// its page is written, and the cursor stays where it was: the next
+    /// pull asks for the same page.
     #[tokio::test]
     async fn a_body_that_does_not_match_its_digest_stops_the_pull_before_the_cursor_moves() {
         const BODY: &[u8] = b"Subject: hi\r\n\r\nbuy\r\n";
@@ -483,6 +501,14 @@ mod tests {
         assert!(!collector.state.sensors.contains_key("sensor-a"));
         collector.close().await;
         assert!(!dir.path().join(STATE_FILE).exists());
+        // Nothing of the page was written: reading it again duplicates nothing.
+        let written = crate::store::read_page(
+            dir.path(),
+            &FeedCursor::default(),
+            crate::store::FeedLimits::default(),
+        )
+        .unwrap();
+        assert!(written.events.is_empty() && written.messages.is_empty());
     }
 
     /// Everything pulled from a sensor is filed under its fleet name, even

@@ -62,6 +62,10 @@ pub struct FeedLimits {
     pub event_bytes: u64,
     /// Rows of `messages` and of `artifact_sightings` per page, each.
     pub rows: u32,
+    /// Bytes of stored bodies the rows of each table may point at (a row
+    /// is always sent, however large its body): a collector holds a page's
+    /// bodies in memory before it writes any of the page.
+    pub body_bytes: u64,
 }
 
 impl Default for FeedLimits {
@@ -72,6 +76,9 @@ impl Default for FeedLimits {
             event_bytes: 4 << 20,
             // A message row with 9 recipients is ~1 KiB of JSON.
             rows: 1000,
+            // 1,000 messages of SpamPots' typical 5 KB fit many times over;
+            // uploads of several MiB make shorter pages.
+            body_bytes: 32 << 20,
         }
     }
 }
@@ -158,10 +165,13 @@ pub fn read_page(
             path: db_path.clone(),
             source: io::Error::other(e.to_string()),
         })?;
-        page.messages = read_messages(&conn, cursor.message_id, limits.rows).map_err(db_err)?;
-        page.sightings = read_sightings(&conn, cursor.sighting_id, limits.rows).map_err(db_err)?;
-        let full = |rows: &[FeedArtifact]| rows.len() as u32 >= limits.rows;
-        page.more |= full(&page.messages) || full(&page.sightings);
+        let full_messages;
+        let full_sightings;
+        (page.messages, full_messages) =
+            read_messages(&conn, cursor.message_id, limits).map_err(db_err)?;
+        (page.sightings, full_sightings) =
+            read_sightings(&conn, cursor.sighting_id, limits).map_err(db_err)?;
+        page.more |= full_messages || full_sightings;
         if let Some(last) = page.messages.last() {
             page.next.message_id = last.id;
         }
@@ -348,7 +358,37 @@ fn artifact(
     }
 }
 
-fn read_messages(conn: &Connection, after: i64, limit: u32) -> rusqlite::Result<Vec<FeedArtifact>> {
+/// Rows taken so far against a page's limits.
+struct Taken {
+    limits: FeedLimits,
+    rows: u32,
+    body_bytes: u64,
+}
+
+impl Taken {
+    fn new(limits: FeedLimits) -> Taken {
+        Taken {
+            limits,
+            rows: 0,
+            body_bytes: 0,
+        }
+    }
+
+    /// Count a row; true when the page has no room for another.
+    fn full_after(&mut self, row: &FeedArtifact) -> bool {
+        self.rows += 1;
+        if row.stored {
+            self.body_bytes += row.size;
+        }
+        self.rows >= self.limits.rows || self.body_bytes >= self.limits.body_bytes
+    }
+}
+
+fn read_messages(
+    conn: &Connection,
+    after: i64,
+    limits: FeedLimits,
+) -> rusqlite::Result<(Vec<FeedArtifact>, bool)> {
     let mut rows = conn.prepare(
         "SELECT id, session, ts, sensor, src_ip, src_port, dst_port, plugin, helo, mail_from,
                 size, sha256, stored, via, target_host, probe, queue_id, persona, extra_meta
@@ -356,8 +396,8 @@ fn read_messages(conn: &Connection, after: i64, limit: u32) -> rusqlite::Result<
     )?;
     let mut recipients = conn
         .prepare_cached("SELECT address FROM recipients WHERE message_id = ?1 ORDER BY position")?;
-    let mut out = Vec::new();
-    let mut it = rows.query(params![after, limit])?;
+    let (mut out, mut taken) = (Vec::new(), Taken::new(limits));
+    let mut it = rows.query(params![after, limits.rows])?;
     while let Some(row) = it.next()? {
         let id: i64 = row.get("id")?;
         let rcpt_to = recipients
@@ -384,23 +424,26 @@ fn read_messages(conn: &Connection, after: i64, limit: u32) -> rusqlite::Result<
             row.get("stored")?,
             meta.into_pairs(),
         ));
+        if taken.full_after(&out[out.len() - 1]) {
+            return Ok((out, true));
+        }
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 fn read_sightings(
     conn: &Connection,
     after: i64,
-    limit: u32,
-) -> rusqlite::Result<Vec<FeedArtifact>> {
+    limits: FeedLimits,
+) -> rusqlite::Result<(Vec<FeedArtifact>, bool)> {
     let mut rows = conn.prepare(
         "SELECT s.id, s.session, s.ts, s.sensor, s.src_ip, s.src_port, s.dst_port, s.plugin,
                 s.kind, s.sha256, s.meta, a.size, a.stored
          FROM artifact_sightings s JOIN artifacts a ON a.sha256 = s.sha256
          WHERE s.id > ?1 ORDER BY s.id LIMIT ?2",
     )?;
-    let mut out = Vec::new();
-    let mut it = rows.query(params![after, limit])?;
+    let (mut out, mut taken) = (Vec::new(), Taken::new(limits));
+    let mut it = rows.query(params![after, limits.rows])?;
     while let Some(row) = it.next()? {
         let meta: String = row.get("meta")?;
         out.push(artifact(
@@ -412,8 +455,11 @@ fn read_sightings(
             row.get("stored")?,
             pairs(&meta),
         ));
+        if taken.full_after(&out[out.len() - 1]) {
+            return Ok((out, true));
+        }
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 /// `[["key","value"], ...]` as the indexer wrote it.

@@ -1830,6 +1830,7 @@ async fn the_feed_hands_out_every_event_once_across_rotations() {
     let limits = FeedLimits {
         event_bytes: 500,
         rows: 2,
+        ..FeedLimits::default()
     };
     let mut cursor = FeedCursor::default();
     let mut seen = Vec::new();
@@ -2048,6 +2049,7 @@ fn the_feed_reads_damaged_logs_to_the_end_at_any_page_size() {
         let limits = FeedLimits {
             event_bytes: 1 + next() % 200,
             rows: 10,
+            ..FeedLimits::default()
         };
         let mut cursor = FeedCursor::default();
         let (mut seen, mut skipped) = (Vec::new(), 0);
@@ -2069,4 +2071,45 @@ fn the_feed_reads_damaged_logs_to_the_end_at_any_page_size() {
             "case {case}"
         );
     }
+}
+
+/// A page's rows stop at its body budget (a row always goes, however
+/// large), so a collector holding a page's bodies stays within it.
+#[tokio::test]
+async fn the_feed_pages_rows_by_the_bytes_of_their_bodies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    for i in 0..3u8 {
+        store
+            .put_artifact(
+                origin("u", "192.0.2.2"),
+                "uploaded-file",
+                vec![],
+                vec![i; 10_000],
+            )
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let limits = FeedLimits {
+        body_bytes: 15_000,
+        ..FeedLimits::default()
+    };
+    let first = read_page(tmp.path(), &FeedCursor::default(), limits).unwrap();
+    assert_eq!(first.sightings.len(), 2);
+    assert!(first.more);
+    let second = read_page(tmp.path(), &first.next, limits).unwrap();
+    assert_eq!(second.sightings.len(), 1);
+    assert_eq!(second.sightings[0].id, first.sightings[1].id + 1);
+    let one = FeedLimits {
+        body_bytes: 1,
+        ..FeedLimits::default()
+    };
+    assert_eq!(
+        read_page(tmp.path(), &FeedCursor::default(), one)
+            .unwrap()
+            .sightings
+            .len(),
+        1
+    );
 }
