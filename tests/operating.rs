@@ -739,6 +739,30 @@ async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
     );
     assert!(out.contains("2 of 2 sensors could not be pulled"), "{out}");
     assert!(message_rows(&central).is_empty());
+
+    // The bodies endpoint: a stored body comes back whole, an unknown one
+    // is named lost, and a request past 256 digests or with a digest that
+    // is not one is refused.
+    let stored = guarded.messages().await[0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unknown = "0".repeat(64);
+    let addr = guarded_admin.addr;
+    let bodies = |query: String| async move {
+        let path = format!("/feed/bodies?sha256={query}");
+        spampot::ctl::request(addr, "GET", &path, Some("s3cret")).await
+    };
+    let answer = bodies(format!("{stored},{unknown}")).await.unwrap();
+    assert!(answer["bodies"][&stored].is_string(), "{answer}");
+    assert!(answer["lost"][&unknown].is_string(), "{answer}");
+    let too_many = vec![unknown.as_str(); 257].join(",");
+    for bad in [too_many, "../etc/passwd".to_owned()] {
+        match bodies(bad).await {
+            Err(spampot::ctl::CtlError::Refused { status: 400, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
     open.stop().await;
     guarded.stop().await;
 }

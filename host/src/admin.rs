@@ -14,7 +14,7 @@
 //! | `POST /listeners/{port}/map?plugin=NAME` | serve another plugin on the port |
 //! | `POST /reload` | read the config file again (as SIGHUP does) |
 //! | `GET /feed?events_file=…&events_offset=…&message_id=…&sighting_id=…` | a page of the captures from a cursor, for `spampot collect` (needs a token) |
-//! | `GET /feed/bodies/{sha256}` | one stored body, base64 (needs a token) |
+//! | `GET /feed/bodies?sha256=A,B,…` | stored bodies by digest, base64 (needs a token) |
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -34,7 +34,7 @@ use base64::Engine as _;
 
 use crate::server::{ControlError, Sensor, Server};
 use crate::store::{
-    FeedCursor, FeedError, FeedLimits, StoreError, is_sha256_hex, read_blob, read_page,
+    BlobReader, FeedCursor, FeedError, FeedLimits, StoreError, is_sha256_hex, read_page,
 };
 
 /// What the handlers share.
@@ -66,7 +66,7 @@ pub async fn serve(
         .route("/listeners/{port}/map", post(map))
         .route("/reload", post(reload))
         .route("/feed", get(feed))
-        .route("/feed/bodies/{sha256}", get(feed_body))
+        .route("/feed/bodies", get(feed_bodies))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     tokio::spawn(async move {
@@ -201,27 +201,69 @@ async fn feed(State(admin): Shared, Query(cursor): Query<FeedCursor>) -> Respons
     }
 }
 
-async fn feed_body(State(admin): Shared, Path(sha256): Path<String>) -> Response {
+#[derive(serde::Deserialize)]
+struct BodiesQuery {
+    /// Comma-separated digests.
+    sha256: String,
+}
+
+/// Digests one `/feed/bodies` request may name: a page's distinct bodies
+/// in a few requests, not one round trip each, and a URI of ~17 KB.
+const MAX_BODIES_PER_REQUEST: usize = 256;
+
+/// Raw body bytes one answer carries (a third more in base64); the
+/// digests past it are named in `unsent`, to be asked for again. A body
+/// larger than this still goes, alone.
+const MAX_BODY_BYTES_PER_ANSWER: usize = 24 << 20;
+
+/// Stored bodies by digest, base64: `bodies` (digest → data), `lost`
+/// (digest → why: missing or damaged here, for good) and `unsent`.
+async fn feed_bodies(State(admin): Shared, Query(q): Query<BodiesQuery>) -> Response {
     if let Some(refused) = feed_refusal(&admin) {
         return refused;
     }
-    if !is_sha256_hex(&sha256) {
+    let digests: Vec<String> = q.sha256.split(',').map(str::to_owned).collect();
+    if digests.len() > MAX_BODIES_PER_REQUEST {
         return error(
             StatusCode::BAD_REQUEST,
-            "not a SHA-256: 64 lowercase hex digits",
+            format!("at most {MAX_BODIES_PER_REQUEST} digests per request"),
+        );
+    }
+    if let Some(bad) = digests.iter().find(|d| !is_sha256_hex(d)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{bad:?} is not a SHA-256: 64 lowercase hex digits"),
         );
     }
     let data_dir = admin.server.sensor.store.data_dir().to_path_buf();
-    let digest = sha256.clone();
-    match tokio::task::spawn_blocking(move || read_blob(&data_dir, &digest)).await {
-        Ok(Ok(data)) => Json(json!({
-            "sha256": sha256,
-            "data": base64::engine::general_purpose::STANDARD.encode(data),
-        }))
-        .into_response(),
-        Ok(Err(StoreError::NotFound { .. })) => error(StatusCode::NOT_FOUND, "no such stored body"),
-        // Damaged for good: the collector records the row without it.
-        Ok(Err(e @ StoreError::Corrupt { .. })) => error(StatusCode::GONE, e),
+    let read = tokio::task::spawn_blocking(move || {
+        let reader = BlobReader::open(&data_dir)?;
+        let mut answer = json!({"bodies": {}, "lost": {}, "unsent": []});
+        let mut bytes = 0;
+        for (i, sha256) in digests.iter().enumerate() {
+            if bytes >= MAX_BODY_BYTES_PER_ANSWER {
+                answer["unsent"] = json!(digests[i..]);
+                break;
+            }
+            match reader.read(sha256) {
+                Ok(data) => {
+                    bytes += data.len();
+                    answer["bodies"][sha256] =
+                        json!(base64::engine::general_purpose::STANDARD.encode(data));
+                }
+                // Missing or damaged for good: the collector records the
+                // row without it.
+                Err(e @ (StoreError::NotFound { .. } | StoreError::Corrupt { .. })) => {
+                    answer["lost"][sha256] = json!(e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(answer)
+    })
+    .await;
+    match read {
+        Ok(Ok(answer)) => Json(answer).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

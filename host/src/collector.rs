@@ -39,9 +39,16 @@ pub const STATE_FILE: &str = "collector.json";
 /// larger limits and still stops a stream that is not a feed.
 const MAX_PAGE_BYTES: u64 = 64 << 20;
 
-/// A body is at most the sensors' `max_artifact_bytes` (15 MiB by default),
-/// a third larger in base64.
-const MAX_BODY_BYTES: u64 = 64 << 20;
+/// Digests asked for in one `/feed/bodies` request (the sensor takes 256).
+const BODIES_PER_REQUEST: usize = 256;
+
+/// Body bytes asked for in one request, by the rows' sizes; a larger body
+/// goes alone. Few round trips over a slow uplink, small answers.
+const BODY_BYTES_PER_REQUEST: u64 = 16 << 20;
+
+/// A sensor answers with up to 24 MiB of bodies, or one body of up to its
+/// `max_artifact_bytes` (15 MiB by default), a third larger in base64.
+const MAX_BODIES_ANSWER_BYTES: u64 = 128 << 20;
 
 /// Long enough for a page or a large body over a slow uplink (the SpamPots
 /// sensors sat on residential ADSL).
@@ -219,10 +226,11 @@ impl Collector {
         pulled: &mut Pulled,
     ) -> Result<(), CollectError> {
         let artifacts: Vec<&FeedArtifact> = page.messages.iter().chain(&page.sightings).collect();
+        let bodies = self.bodies(entry, &artifacts, pulled).await?;
         let mut ready = Vec::with_capacity(artifacts.len());
         for a in &artifacts {
             let body = match a.stored {
-                true => self.body(entry, &a.sha256, pulled).await?,
+                true => bodies.get(&a.sha256).cloned().flatten(),
                 false => None,
             };
             ready.push((origin(a, &entry.name)?, body));
@@ -262,9 +270,7 @@ impl Collector {
                 // The row still counts (a message, its recipients): without
                 // its body, as the sensor's quota left it or as it was lost.
                 None => {
-                    if a.stored {
-                        pulled.bodies_lost += 1;
-                    } else {
+                    if !a.stored {
                         pulled.without_body += 1;
                     }
                     let (sha256, size) = (a.sha256.clone(), a.size);
@@ -284,60 +290,96 @@ impl Collector {
         Ok(())
     }
 
-    /// A body by digest: from the cache, else from this store, else from the
-    /// sensor (checked against the digest). `None` when the sensor answers
-    /// that it no longer has it (404) or has it damaged (410): waiting would
+    /// The bodies of a page's stored rows, by digest: from the cache, else
+    /// from this store, else from the sensor, a batch of digests per
+    /// request, each body checked against its digest. `None` when the
+    /// sensor no longer has it (missing or damaged there): waiting would
     /// not bring it back.
-    async fn body(
+    async fn bodies(
         &mut self,
         entry: &SensorEntry,
-        sha256: &str,
+        rows: &[&FeedArtifact],
         pulled: &mut Pulled,
-    ) -> Result<Option<Arc<Vec<u8>>>, CollectError> {
-        if let Some(data) = self.bodies.get(sha256) {
-            return Ok(Some(data));
-        }
-        if !crate::store::is_sha256_hex(sha256) {
-            return Err(CollectError::BadPage(format!(
-                "{sha256:?} is not a SHA-256"
-            )));
-        }
-        // Another sensor's campaign, or an earlier run's: already here.
-        if let Ok(data) = crate::store::read_blob(self.store.data_dir(), sha256) {
-            return Ok(Some(self.bodies.insert(sha256.to_owned(), data)));
-        }
-        let path = format!("/feed/bodies/{sha256}");
-        let answer = ctl::request_bounded(
-            entry.admin,
-            "GET",
-            &path,
-            entry.token.as_deref(),
-            MAX_BODY_BYTES,
-            TIMEOUT,
-        )
-        .await;
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(CtlError::Refused {
-                status: 404 | 410,
-                message,
-            }) => {
-                tracing::warn!(sensor = %entry.name, sha256, %message, "body lost on the sensor");
-                return Ok(None);
+    ) -> Result<HashMap<String, Option<Arc<Vec<u8>>>>, CollectError> {
+        let mut found = HashMap::new();
+        let mut wanted = std::collections::VecDeque::new();
+        for a in rows.iter().filter(|a| a.stored) {
+            if found.contains_key(&a.sha256) {
+                continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        let data = answer["data"]
-            .as_str()
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-            .ok_or_else(|| CollectError::BadPage(format!("no base64 body for {sha256}")))?;
-        if sha256_hex(&data) != sha256 {
-            return Err(CollectError::BadBody {
-                sha256: sha256.to_owned(),
-            });
+            if !crate::store::is_sha256_hex(&a.sha256) {
+                return Err(CollectError::BadPage(format!(
+                    "{:?} is not a SHA-256",
+                    a.sha256
+                )));
+            }
+            let known = match self.bodies.get(&a.sha256) {
+                Some(data) => Some(data),
+                // Another sensor's campaign, or an earlier run's: already here.
+                None => crate::store::read_blob(self.store.data_dir(), &a.sha256)
+                    .ok()
+                    .map(|data| self.bodies.insert(a.sha256.clone(), data)),
+            };
+            match known {
+                Some(data) => found.insert(a.sha256.clone(), Some(data)),
+                None => {
+                    wanted.push_back((a.sha256.clone(), a.size));
+                    found.insert(a.sha256.clone(), None)
+                }
+            };
         }
-        pulled.bodies_fetched += 1;
-        Ok(Some(self.bodies.insert(sha256.to_owned(), data)))
+        while !wanted.is_empty() {
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            while let Some((sha256, size)) = wanted.front() {
+                if batch.len() == BODIES_PER_REQUEST
+                    || (!batch.is_empty() && bytes + size > BODY_BYTES_PER_REQUEST)
+                {
+                    break;
+                }
+                bytes += size;
+                batch.push(sha256.clone());
+                wanted.pop_front();
+            }
+            let path = format!("/feed/bodies?sha256={}", batch.join(","));
+            let answer = ctl::request_bounded(
+                entry.admin,
+                "GET",
+                &path,
+                entry.token.as_deref(),
+                MAX_BODIES_ANSWER_BYTES,
+                TIMEOUT,
+            )
+            .await?;
+            let mut answered = 0;
+            for sha256 in batch {
+                if let Some(b64) = answer["bodies"][&sha256].as_str() {
+                    let data = base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map_err(|e| CollectError::BadPage(format!("body {sha256}: {e}")))?;
+                    if sha256_hex(&data) != sha256 {
+                        return Err(CollectError::BadBody { sha256 });
+                    }
+                    pulled.bodies_fetched += 1;
+                    let data = self.bodies.insert(sha256.clone(), data);
+                    found.insert(sha256, Some(data));
+                    answered += 1;
+                } else if let Some(why) = answer["lost"].get(&sha256) {
+                    tracing::warn!(sensor = %entry.name, sha256, %why, "body lost on the sensor");
+                    pulled.bodies_lost += 1;
+                    answered += 1;
+                } else {
+                    // Past the answer's size: ask again.
+                    wanted.push_back((sha256, 0));
+                }
+            }
+            if answered == 0 {
+                return Err(CollectError::BadPage(
+                    "the sensor sent none of the bodies asked for".into(),
+                ));
+            }
+        }
+        Ok(found)
     }
 
     /// Write the cursors durably: to a temporary file, synced, renamed over.
@@ -425,8 +467,9 @@ mod tests {
     use serde_json::json;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A stand-in sensor on loopback: `/feed` answers `page`, any body
-    /// request answers `body`, or 404 for `None`.
+    /// A stand-in sensor on loopback: `/feed` answers `page`; a request
+    /// for bodies gets `body` under the first digest asked for, or that
+    /// digest listed as lost for `None`.
     async fn fake_sensor(
         page: serde_json::Value,
         body: Option<&'static [u8]>,
@@ -441,16 +484,22 @@ mod tests {
                 {
                     head.push(byte[0]);
                 }
+                let head = String::from_utf8_lossy(&head);
+                let asked = head
+                    .split("sha256=")
+                    .nth(1)
+                    .map(|rest| rest[..64].to_owned())
+                    .unwrap_or_default();
                 let (status, answer) = match body {
-                    _ if head.starts_with(b"GET /feed?") => ("200 OK", page.to_string()),
+                    _ if head.starts_with("GET /feed?") => ("200 OK", page.to_string()),
                     Some(body) => (
                         "200 OK",
-                        json!({"data": base64::engine::general_purpose::STANDARD.encode(body)})
+                        json!({"bodies": {asked: base64::engine::general_purpose::STANDARD.encode(body)}})
                             .to_string(),
                     ),
                     None => (
-                        "404 Not Found",
-                        json!({"error": "no such stored body"}).to_string(),
+                        "200 OK",
+                        json!({"bodies": {}, "lost": {asked: "no such stored body"}}).to_string(),
                     ),
                 };
                 let reply = format!(
@@ -541,7 +590,7 @@ mod tests {
         );
     }
 
-    /// A body the sensor no longer has (404) does not stall the collector
+    /// A body the sensor no longer has does not stall the collector
     /// on that row forever: the row is recorded without it, counted, and
     /// the cursor moves on.
     #[tokio::test]

@@ -661,3 +661,27 @@ pub fn read_blob(data_dir: &Path, sha256: &str) -> Result<Vec<u8>, StoreError> {
     stream_blob(&conn, data_dir, sha256, &mut buf)?;
     Ok(buf)
 }
+
+/// Reads bodies by digest like [`read_blob`], over one database
+/// connection for all of them.
+pub struct BlobReader {
+    conn: Connection,
+    data_dir: std::path::PathBuf,
+}
+
+impl BlobReader {
+    pub fn open(data_dir: &Path) -> Result<BlobReader, StoreError> {
+        Ok(BlobReader {
+            conn: schema::open_ro(&data_dir.join(DB_FILE))?,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The decompressed body, verified against its digest.
+    pub fn read(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        check_sha256(sha256)?;
+        let mut buf = Vec::new();
+        stream_blob(&self.conn, &self.data_dir, sha256, &mut buf)?;
+        Ok(buf)
+    }
+}

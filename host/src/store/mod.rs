@@ -43,7 +43,9 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use blobs::{PACK_ROLL_BYTES, is_sha256_hex, legacy_rel_path, pack_rel_path, sha256_hex};
-pub use export::{ExportFormat, ExportWhat, Verification, export, read_blob, show_message, verify};
+pub use export::{
+    BlobReader, ExportFormat, ExportWhat, Verification, export, read_blob, show_message, verify,
+};
 pub use feed::{FeedArtifact, FeedCursor, FeedError, FeedLimits, FeedPage, read_page};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
