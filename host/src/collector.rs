@@ -195,7 +195,16 @@ impl Collector {
             let answer =
                 ctl::request_bounded(entry.admin, "GET", &path, token, MAX_PAGE_BYTES, TIMEOUT)
                     .await?;
-            let got = answer["sensor"].as_str().unwrap_or("").to_owned();
+            let Some(got) = answer
+                .get("sensor")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+            else {
+                return Err(CollectError::BadPage(
+                    "the answer is not a feed page: not a spampot admin API, or an older one"
+                        .into(),
+                ));
+            };
             if got != entry.name {
                 return Err(CollectError::Misnamed {
                     expected: entry.name.clone(),
@@ -612,5 +621,18 @@ mod tests {
         .unwrap();
         assert_eq!(page.messages.len(), 1);
         assert!(!page.messages[0].stored);
+    }
+
+    /// Something else on the admin port (or a sensor too old to have a
+    /// feed) is named as such, not taken for a sensor of another name.
+    #[tokio::test]
+    async fn an_answer_that_is_not_a_feed_page_is_named() {
+        let addr = fake_sensor(json!({"version": "0.0.1"}), None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut collector = Collector::open(dir.path()).unwrap();
+        let pulled = collector.pull_all(&fleet(addr)).await;
+        let error = pulled[0].error.as_deref().unwrap_or_default();
+        assert!(error.contains("not a feed page"), "{pulled:?}");
+        collector.close().await;
     }
 }
