@@ -1,6 +1,7 @@
 //! `spampot collect`: the data half of SpamPots' central server. It pulls
 //! every sensor's captures (events, messages, uploads, their bodies) from
-//! the sensors of a fleet file into one data directory of its own, so one
+//! the sensors of a fleet file, all at once, into one data directory of its
+//! own, so one
 //! `spampot report` covers them all (`--sensor` still picks one).
 //!
 //! Each sensor serves its data directory as a feed (`GET /feed`,
@@ -129,10 +130,20 @@ struct State {
 /// A collector's data directory, open: its store (locked, like a sensor's)
 /// and its cursors.
 pub struct Collector {
+    shared: Arc<Shared>,
+}
+
+/// What the pulls of several sensors at once share.
+struct Shared {
     store: CaptureStore,
     state_path: PathBuf,
-    state: State,
-    bodies: BodyCache,
+    state: std::sync::Mutex<State>,
+    bodies: std::sync::Mutex<BodyCache>,
+    /// Held while a page is written: the pages of several sensors are
+    /// fetched at once but written one after the other, so the store's
+    /// event queue never holds more than one page's chunk and a failed
+    /// page's count of dropped events is its own.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl Collector {
@@ -157,36 +168,74 @@ impl Collector {
             }
         };
         Ok(Collector {
-            store,
-            state_path,
-            state,
-            bodies: BodyCache::default(),
+            shared: Arc::new(Shared {
+                store,
+                state_path,
+                state: std::sync::Mutex::new(state),
+                bodies: std::sync::Mutex::new(BodyCache::default()),
+                writing: tokio::sync::Mutex::new(()),
+            }),
         })
     }
 
-    /// Pull every sensor of the fleet, one after the other, until each has
-    /// nothing new. A sensor that fails does not stop the others.
+    /// Pull every sensor of the fleet at once, each until it has nothing
+    /// new (or its pass's page limit). A sensor that fails does not stop the
+    /// others; the answers come in the fleet file's order.
     pub async fn pull_all(&mut self, fleet: &Fleet) -> Vec<Pulled> {
-        let mut all = Vec::new();
-        for entry in &fleet.sensors {
-            let mut pulled = Pulled {
-                name: entry.name.clone(),
-                ..Pulled::default()
-            };
-            if let Err(e) = self.pull(entry, &mut pulled).await {
-                tracing::warn!(sensor = %entry.name, error = %e, "pull stopped");
-                pulled.error = Some(e.to_string());
-            }
-            all.push(pulled);
+        let mut pulls = tokio::task::JoinSet::new();
+        for (i, entry) in fleet.sensors.iter().cloned().enumerate() {
+            let shared = self.shared.clone();
+            pulls.spawn(async move {
+                let mut pulled = Pulled {
+                    name: entry.name.clone(),
+                    ..Pulled::default()
+                };
+                if let Err(e) = shared.pull(&entry, &mut pulled).await {
+                    tracing::warn!(sensor = %entry.name, error = %e, "pull stopped");
+                    pulled.error = Some(e.to_string());
+                }
+                (i, pulled)
+            });
         }
-        all
+        let mut all = Vec::new();
+        while let Some(done) = pulls.join_next().await {
+            match done {
+                Ok(pulled) => all.push(pulled),
+                Err(e) => tracing::error!("a pull task failed: {e}"),
+            }
+        }
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, pulled)| pulled).collect()
     }
 
-    async fn pull(&mut self, entry: &SensorEntry, pulled: &mut Pulled) -> Result<(), CollectError> {
+    /// Where the collector is in a sensor's feed; `None` before its first
+    /// page.
+    pub fn cursor(&self, sensor: &str) -> Option<FeedCursor> {
+        self.shared.state().sensors.get(sensor).copied()
+    }
+
+    /// Flush and close the store; releases the data directory.
+    pub async fn close(self) {
+        self.shared.store.close().await;
+    }
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while the lock was held leaves the cursors as they were
+        // last saved: still good.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, BodyCache> {
+        self.bodies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn pull(&self, entry: &SensorEntry, pulled: &mut Pulled) -> Result<(), CollectError> {
         let token = entry.token.as_deref();
         for _ in 0..MAX_PAGES_PER_PASS {
             let cursor = self
-                .state
+                .state()
                 .sensors
                 .get(&entry.name)
                 .copied()
@@ -214,8 +263,7 @@ impl Collector {
             let page: FeedPage =
                 serde_json::from_value(answer).map_err(|e| CollectError::BadPage(e.to_string()))?;
             self.ingest(entry, &page, pulled).await?;
-            self.state.sensors.insert(entry.name.clone(), page.next);
-            self.save_state()?;
+            self.save_state(&entry.name, page.next)?;
             if !page.more {
                 return Ok(());
             }
@@ -229,7 +277,7 @@ impl Collector {
     /// failure leaves nothing of the page written, and the page is read
     /// again whole next time.
     async fn ingest(
-        &mut self,
+        &self,
         entry: &SensorEntry,
         page: &FeedPage,
         pulled: &mut Pulled,
@@ -245,6 +293,7 @@ impl Collector {
             ready.push((origin(a, &entry.name)?, body));
         }
 
+        let _writing = self.writing.lock().await;
         let dropped_before = self.store.usage().events_dropped;
         for chunk in page.events.chunks(EVENT_CHUNK) {
             for event in chunk {
@@ -305,7 +354,7 @@ impl Collector {
     /// sensor no longer has it (missing or damaged there): waiting would
     /// not bring it back.
     async fn bodies(
-        &mut self,
+        &self,
         entry: &SensorEntry,
         rows: &[&FeedArtifact],
         pulled: &mut Pulled,
@@ -322,12 +371,13 @@ impl Collector {
                     a.sha256
                 )));
             }
-            let known = match self.bodies.get(&a.sha256) {
+            let cached = self.cache().get(&a.sha256);
+            let known = match cached {
                 Some(data) => Some(data),
                 // Another sensor's campaign, or an earlier run's: already here.
                 None => crate::store::read_blob(self.store.data_dir(), &a.sha256)
                     .ok()
-                    .map(|data| self.bodies.insert(a.sha256.clone(), data)),
+                    .map(|data| self.cache().insert(a.sha256.clone(), data)),
             };
             match known {
                 Some(data) => found.insert(a.sha256.clone(), Some(data)),
@@ -370,7 +420,7 @@ impl Collector {
                         return Err(CollectError::BadBody { sha256 });
                     }
                     pulled.bodies_fetched += 1;
-                    let data = self.bodies.insert(sha256.clone(), data);
+                    let data = self.cache().insert(sha256.clone(), data);
                     found.insert(sha256, Some(data));
                     answered += 1;
                 } else if let Some(why) = answer["lost"].get(&sha256) {
@@ -391,12 +441,16 @@ impl Collector {
         Ok(found)
     }
 
-    /// Write the cursors durably: to a temporary file, synced, renamed over.
-    fn save_state(&self) -> Result<(), CollectError> {
+    /// Move a sensor's cursor and write the cursors durably: to a
+    /// temporary file, synced, renamed over. The lock is held throughout, so
+    /// two sensors' saves do not interleave.
+    fn save_state(&self, sensor: &str, next: FeedCursor) -> Result<(), CollectError> {
+        let mut state = self.state();
+        state.sensors.insert(sensor.to_owned(), next);
         let save = || -> std::io::Result<()> {
             let tmp = self.state_path.with_extension("json.tmp");
             let mut file = std::fs::File::create(&tmp)?;
-            let text = serde_json::to_vec_pretty(&self.state).map_err(std::io::Error::other)?;
+            let text = serde_json::to_vec_pretty(&*state).map_err(std::io::Error::other)?;
             file.write_all(&text)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &self.state_path)?;
@@ -409,11 +463,6 @@ impl Collector {
             path: self.state_path.clone(),
             source,
         })
-    }
-
-    /// Flush and close the store; releases the data directory.
-    pub async fn close(self) {
-        self.store.close().await;
     }
 }
 
@@ -556,7 +605,7 @@ mod tests {
         let pulled = collector.pull_all(&fleet(addr)).await;
         let error = pulled[0].error.as_deref().unwrap_or_default();
         assert!(error.contains("does not match its digest"), "{pulled:?}");
-        assert!(!collector.state.sensors.contains_key("sensor-a"));
+        assert_eq!(collector.cursor("sensor-a"), None);
         collector.close().await;
         assert!(!dir.path().join(STATE_FILE).exists());
         // Nothing of the page was written: reading it again duplicates nothing.
@@ -611,7 +660,7 @@ mod tests {
         let pulled = collector.pull_all(&fleet(addr)).await;
         assert_eq!(pulled[0].error, None, "{pulled:?}");
         assert_eq!((pulled[0].messages, pulled[0].bodies_lost), (1, 1));
-        assert!(collector.state.sensors.contains_key("sensor-a"));
+        assert!(collector.cursor("sensor-a").is_some());
         collector.close().await;
         let page = crate::store::read_page(
             dir.path(),
@@ -634,5 +683,50 @@ mod tests {
         let error = pulled[0].error.as_deref().unwrap_or_default();
         assert!(error.contains("not a feed page"), "{pulled:?}");
         collector.close().await;
+    }
+
+    /// Sensors are pulled at once: one that accepts and never answers does
+    /// not hold up another, whose page is stored and whose cursor is saved
+    /// while the first is still waited for.
+    #[tokio::test]
+    async fn a_sensor_that_hangs_does_not_hold_up_the_others() {
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hung_addr = hung.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = hung.accept().await {
+                held.push(socket);
+            }
+        });
+        const BODY: &[u8] = b"Subject: hi\r\n\r\nbuy\r\n";
+        let mut answering = page(&sha256_hex(BODY), BODY.len());
+        answering["sensor"] = json!("sensor-b");
+        let answering = fake_sensor(answering, Some(BODY)).await;
+        let text = format!(
+            "[[sensor]]\nname = \"sensor-a\"\nadmin = \"{hung_addr}\"\ntoken = \"t\"\n\
+             [[sensor]]\nname = \"sensor-b\"\nadmin = \"{answering}\"\ntoken = \"t\"\n"
+        );
+        let fleet = Fleet::parse(&text, Path::new("fleet.toml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut collector = Collector::open(dir.path()).unwrap();
+        let state = dir.path().join(STATE_FILE);
+        let pass = tokio::spawn(async move { collector.pull_all(&fleet).await });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("sensor-b")) {
+            assert!(
+                !pass.is_finished(),
+                "the pass ended before sensor-b was pulled"
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sensor-b waited behind the hung sensor"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            !pass.is_finished(),
+            "the hung sensor was given up on already"
+        );
+        pass.abort();
     }
 }
