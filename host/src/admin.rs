@@ -95,12 +95,23 @@ async fn authorize(State(admin): Shared, request: Request, next: Next) -> Respon
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(token.as_str()) {
+        if !presented.is_some_and(|p| same_secret(p.as_bytes(), token.as_bytes())) {
             let body = Json(json!({"error": "missing or wrong bearer token"}));
             return (StatusCode::UNAUTHORIZED, body).into_response();
         }
     }
     next.run(request).await
+}
+
+/// Equal, in a time that does not depend on where they differ: the token
+/// guards captured credentials, and the API may face the network.
+fn same_secret(presented: &[u8], token: &[u8]) -> bool {
+    presented.len() == token.len()
+        && presented
+            .iter()
+            .zip(token)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 async fn dashboard() -> Html<&'static str> {
@@ -451,4 +462,17 @@ fn free_disk(path: &std::path::Path) -> Option<u64> {
     // SAFETY: c_path is a valid NUL-terminated string and stat a valid out-pointer.
     let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
     (rc == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_match_only_whole() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        for other in [&b"s3cre"[..], b"s3cret!", b"S3cret", b"s3creT", b""] {
+            assert!(!same_secret(other, b"s3cret"), "{other:?}");
+        }
+    }
 }
