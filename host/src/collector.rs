@@ -1,7 +1,6 @@
 //! `spampot collect`: the data half of SpamPots' central server. It pulls
-//! every sensor's captures (events, messages, uploads, their bodies) from
-//! the sensors of a fleet file, all at once, into one data directory of its
-//! own, so one
+//! the captures (events, messages, uploads, their bodies) of every sensor
+//! of a fleet file, all at once, into one data directory of its own, so one
 //! `spampot report` covers them all (`--sensor` still picks one).
 //!
 //! Each sensor serves its data directory as a feed (`GET /feed`,
@@ -63,9 +62,9 @@ const PUT_CHUNK: usize = 64;
 /// drops what does not fit.
 const EVENT_CHUNK: usize = 4096;
 
-/// Pages read from one sensor in one pass: a sensor that captures faster
-/// than it can be pulled must not keep the others waiting. ~1 GiB of event
-/// log; the next pass goes on from there.
+/// Pages read from one sensor in one pass (~1 GiB of event log), so that a
+/// pass ends, its report written and its exit status given, even while a
+/// sensor captures faster than it can be pulled; the next pass goes on.
 const MAX_PAGES_PER_PASS: u32 = 256;
 
 /// Bodies kept after they were fetched, so a campaign's body crosses the
