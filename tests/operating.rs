@@ -635,7 +635,8 @@ async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let central = dir.path().join("central");
     let fleet = dir.path().join("fleet.toml");
-    let mut text = String::new();
+    // Free disk depends on the machine the tests run on, not on this test.
+    let mut text = String::from("min_free_disk_bytes = 0\n");
     for (name, admin) in [("spampot-01", &admins[0]), ("spampot-02", &admins[1])] {
         text.push_str(&format!(
             "[[sensor]]\nname = \"{name}\"\nadmin = \"{}\"\ntoken = \"s3cret\"\n",
@@ -680,6 +681,19 @@ async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
         serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report}{err}"));
     assert_eq!(types[0]["kind"], "connect-smtp", "{report}");
     assert_eq!(types[0]["count"], 1, "{report}");
+
+    // `fleet --collector` sees both pulled, just now.
+    let checked = std::process::Command::new(spampot_blackbox::spampot_bin())
+        .arg("fleet")
+        .arg("--sensors")
+        .arg(&fleet)
+        .arg("--collector")
+        .arg(&central)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{said}");
+    assert_eq!(said.matches("s ago").count(), 2, "{said}");
 
     // Nothing twice.
     let (code, out) = collect(&fleet, &central, &[]);
@@ -739,6 +753,19 @@ async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
     );
     assert!(out.contains("2 of 2 sensors could not be pulled"), "{out}");
     assert!(message_rows(&central).is_empty());
+    // `fleet --collector` names the failed pulls.
+    let checked = std::process::Command::new(spampot_blackbox::spampot_bin())
+        .arg("fleet")
+        .arg("--sensors")
+        .arg(&fleet)
+        .arg("--collector")
+        .arg(&central)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(1), "{said}");
+    assert!(said.contains("the collector's last pull"), "{said}");
+    assert!(said.contains("set [admin] token"), "{said}");
 
     // The bodies endpoint: a stored body comes back whole, an unknown one
     // is named lost, and a request past 256 digests or with a digest that

@@ -124,6 +124,40 @@ pub struct Pulled {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     sensors: BTreeMap<String, FeedCursor>,
+    /// How each sensor's last pass went (`spampot fleet --collector`).
+    #[serde(default)]
+    passes: BTreeMap<String, PassRecord>,
+}
+
+/// How the collector's passes over one sensor went: what SpamPots' central
+/// server checked as "rsync status".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PassRecord {
+    /// When the last pass over this sensor ended (RFC 3339 UTC).
+    pub at: String,
+    /// When a pass last ended without an error; `None` if none has yet.
+    pub last_ok: Option<String>,
+    /// Why the last pass stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// The pass records of a collector's data directory (read-only; the
+/// collector may be running). Empty when it has not pulled yet.
+pub fn read_passes(data_dir: &Path) -> Result<BTreeMap<String, PassRecord>, CollectError> {
+    let path = data_dir.join(STATE_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<State>(&bytes)
+            .map(|state| state.passes)
+            .map_err(|e| CollectError::State {
+                path,
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(CollectError::State {
+            path,
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// A collector's data directory, open: its store (locked, like a sensor's)
@@ -192,6 +226,9 @@ impl Collector {
                 if let Err(e) = shared.pull(&entry, &mut pulled).await {
                     tracing::warn!(sensor = %entry.name, error = %e, "pull stopped");
                     pulled.error = Some(e.to_string());
+                }
+                if let Err(e) = shared.record_pass(&entry.name, pulled.error.clone()) {
+                    tracing::warn!(sensor = %entry.name, error = %e, "pass not recorded");
                 }
                 (i, pulled)
             });
@@ -440,16 +477,33 @@ impl Shared {
         Ok(found)
     }
 
-    /// Move a sensor's cursor and write the cursors durably: to a
-    /// temporary file, synced, renamed over. The lock is held throughout, so
-    /// two sensors' saves do not interleave.
+    /// Move a sensor's cursor and save the state.
     fn save_state(&self, sensor: &str, next: FeedCursor) -> Result<(), CollectError> {
         let mut state = self.state();
         state.sensors.insert(sensor.to_owned(), next);
+        self.write_state(&state)
+    }
+
+    /// Note how a sensor's pass ended and save the state.
+    fn record_pass(&self, sensor: &str, error: Option<String>) -> Result<(), CollectError> {
+        let mut state = self.state();
+        let now = crate::store::format_ts(&chrono::Utc::now());
+        let record = state.passes.entry(sensor.to_owned()).or_default();
+        record.at = now.clone();
+        if error.is_none() {
+            record.last_ok = Some(now);
+        }
+        record.error = error;
+        self.write_state(&state)
+    }
+
+    /// Write the state durably: to a temporary file, synced, renamed over.
+    /// The caller holds the lock throughout, so two saves do not interleave.
+    fn write_state(&self, state: &State) -> Result<(), CollectError> {
         let save = || -> std::io::Result<()> {
             let tmp = self.state_path.with_extension("json.tmp");
             let mut file = std::fs::File::create(&tmp)?;
-            let text = serde_json::to_vec_pretty(&*state).map_err(std::io::Error::other)?;
+            let text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
             file.write_all(&text)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &self.state_path)?;

@@ -49,6 +49,10 @@ pub struct Fleet {
     /// are then recorded without their bytes.
     #[serde(default = "default_max_quota_used")]
     pub max_quota_used: f64,
+    /// With `--collector`: a sensor the collector has not pulled whole for
+    /// longer than this is a problem (its captures are not in the reports).
+    #[serde(default = "default_max_pull_age_secs")]
+    pub max_pull_age_secs: f64,
 }
 
 fn default_max_clock_skew_secs() -> f64 {
@@ -64,6 +68,12 @@ fn default_min_free_disk_bytes() -> u64 {
 
 fn default_max_quota_used() -> f64 {
     0.9
+}
+
+fn default_max_pull_age_secs() -> f64 {
+    // A collector run from cron every few minutes, or with --every 300:
+    // an hour without a good pass means it stopped or keeps failing.
+    3600.0
 }
 
 /// One sensor of the fleet file.
@@ -107,6 +117,9 @@ impl Fleet {
         if !(0.0..=1.0).contains(&fleet.max_quota_used) {
             return Err(invalid("max_quota_used must be between 0 and 1".into()));
         }
+        if !(fleet.max_pull_age_secs.is_finite() && fleet.max_pull_age_secs > 0.0) {
+            return Err(invalid("max_pull_age_secs must be a number > 0".into()));
+        }
         Ok(fleet)
     }
 }
@@ -121,6 +134,9 @@ pub struct SensorHealth {
     /// The sensor's clock minus this host's, in seconds (the request's
     /// round trip halved is the error bar).
     pub clock_skew_secs: Option<f64>,
+    /// Seconds since the collector last pulled this sensor whole
+    /// (`--collector`); `None` when not asked or never.
+    pub pulled_secs_ago: Option<f64>,
     /// Empty when the sensor is healthy.
     pub problems: Vec<String>,
 }
@@ -147,6 +163,7 @@ pub async fn check(fleet: &Fleet) -> Vec<SensorHealth> {
             admin: entry.admin,
             status: None,
             clock_skew_secs: None,
+            pulled_secs_ago: None,
             problems: vec![format!("the check itself failed: {e}")],
         }));
     }
@@ -166,6 +183,7 @@ async fn check_one(fleet: &Fleet, entry: &SensorEntry) -> SensorHealth {
         admin: entry.admin,
         status: None,
         clock_skew_secs: None,
+        pulled_secs_ago: None,
         problems: Vec::new(),
     };
     match answer {
@@ -189,6 +207,58 @@ fn now_ms() -> f64 {
         .unwrap_or_default()
         .as_secs_f64()
         * 1000.0
+}
+
+/// Add what the collector's pass records say of each sensor (SpamPots'
+/// "rsync status"): never pulled, the last pass failed, or no good pass
+/// for longer than `max_pull_age_secs`. `now` is this host's clock.
+pub fn assess_pulls(
+    fleet: &Fleet,
+    health: &mut [SensorHealth],
+    passes: &std::collections::BTreeMap<String, crate::collector::PassRecord>,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    for h in health {
+        let Some(pass) = passes.get(&h.name) else {
+            h.problems
+                .push("the collector has not pulled it yet".into());
+            continue;
+        };
+        if let Some(error) = &pass.error {
+            h.problems.push(format!(
+                "the collector's last pull ({}) failed: {error}",
+                pass.at
+            ));
+        }
+        let age = pass
+            .last_ok
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| (now - t.to_utc()).num_milliseconds() as f64 / 1000.0);
+        h.pulled_secs_ago = age;
+        match age {
+            Some(a) if a > fleet.max_pull_age_secs => h.problems.push(format!(
+                "last pulled whole {} ago (more than {} s): its captures are not in the reports",
+                human_age(a),
+                fleet.max_pull_age_secs
+            )),
+            Some(_) => {}
+            None => h
+                .problems
+                .push("the collector has never pulled it without an error".into()),
+        }
+    }
+}
+
+/// `42s`, `17m`, `5h03m`, `3d04h`.
+pub fn human_age(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
 }
 
 /// What is wrong with a sensor that answered `status` when this host's
@@ -336,6 +406,82 @@ mod tests {
         assert!(
             refused("[[sensor]]\nname = \"a\"\nadmin = \"127.0.0.1:1\"\nport = 3\n")
                 .contains("port")
+        );
+        assert!(
+            refused("max_pull_age_secs = 0\n[[sensor]]\nname = \"a\"\nadmin = \"127.0.0.1:1\"\n")
+                .contains("max_pull_age_secs")
+        );
+    }
+
+    /// The collector's side of each sensor: pulled recently (no problem,
+    /// its age measured), never, a failed last pass, or too long ago.
+    #[test]
+    fn the_collectors_passes_are_checked() {
+        use crate::collector::PassRecord;
+        let text = ["fresh", "never", "failing", "stale"]
+            .iter()
+            .map(|n| format!("[[sensor]]\nname = \"{n}\"\nadmin = \"127.0.0.1:1\"\n"))
+            .collect::<String>();
+        let f = Fleet::parse(&text, Path::new("fleet.toml")).unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let pass = |at: &str, last_ok: Option<&str>, error: Option<&str>| PassRecord {
+            at: at.into(),
+            last_ok: last_ok.map(Into::into),
+            error: error.map(Into::into),
+        };
+        let passes = [
+            (
+                "fresh",
+                pass(
+                    "2026-11-28T11:55:00.000Z",
+                    Some("2026-11-28T11:55:00.000Z"),
+                    None,
+                ),
+            ),
+            (
+                "failing",
+                pass(
+                    "2026-11-28T11:55:00.000Z",
+                    Some("2026-11-28T11:50:00.000Z"),
+                    Some("403: set a token"),
+                ),
+            ),
+            (
+                "stale",
+                pass(
+                    "2026-11-28T09:00:00.000Z",
+                    Some("2026-11-28T09:00:00.000Z"),
+                    None,
+                ),
+            ),
+        ]
+        .into_iter()
+        .map(|(n, p)| (n.to_string(), p))
+        .collect();
+        let mut health: Vec<SensorHealth> = f
+            .sensors
+            .iter()
+            .map(|e| SensorHealth {
+                name: e.name.clone(),
+                admin: e.admin,
+                status: None,
+                clock_skew_secs: None,
+                pulled_secs_ago: None,
+                problems: Vec::new(),
+            })
+            .collect();
+        assess_pulls(&f, &mut health, &passes, now);
+        assert!(health[0].problems.is_empty(), "{:?}", health[0].problems);
+        assert_eq!(health[0].pulled_secs_ago, Some(300.0));
+        assert!(health[1].problems[0].contains("not pulled it yet"));
+        assert!(health[2].problems[0].contains("failed: 403: set a token"));
+        assert_eq!(health[2].problems.len(), 1, "{:?}", health[2].problems);
+        assert!(
+            health[3].problems[0].contains("3h00m ago"),
+            "{:?}",
+            health[3].problems
         );
     }
 }

@@ -70,6 +70,10 @@ enum Command {
         /// Print every sensor's health and status as JSON.
         #[arg(long)]
         json: bool,
+        /// The collector's data directory (`spampot collect --data`): also
+        /// check when each sensor was last pulled, and whether that failed.
+        #[arg(long)]
+        collector: Option<PathBuf>,
     },
     /// Pull the captures of several sensors (from a fleet file) into one
     /// data directory, so one `spampot report` covers them all. Each sensor
@@ -308,12 +312,23 @@ fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Fleet { sensors, json } => {
+        Command::Fleet {
+            sensors,
+            json,
+            collector,
+        } => {
             let fleet = spampot::fleet::Fleet::load(&sensors)?;
+            let passes = collector
+                .as_deref()
+                .map(spampot::collector::read_passes)
+                .transpose()?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let health = runtime.block_on(spampot::fleet::check(&fleet));
+            let mut health = runtime.block_on(spampot::fleet::check(&fleet));
+            if let Some(passes) = &passes {
+                spampot::fleet::assess_pulls(&fleet, &mut health, passes, chrono::Utc::now());
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&health)?);
             } else {
@@ -648,8 +663,8 @@ fn print_pulled(pulled: &[spampot::collector::Pulled]) {
 /// A line per sensor, then its problems.
 fn print_fleet(health: &[spampot::fleet::SensorHealth]) {
     println!(
-        "{:<16} {:<22} {:<5} {:>10} {:>8} {:>10} {:>10} {:>10}",
-        "sensor", "admin", "state", "uptime", "skew", "sessions", "messages", "free disk"
+        "{:<16} {:<22} {:<5} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10}",
+        "sensor", "admin", "state", "uptime", "skew", "sessions", "messages", "free disk", "pulled"
     );
     for h in health {
         let state = match (&h.status, h.healthy()) {
@@ -662,7 +677,7 @@ fn print_fleet(health: &[spampot::fleet::SensorHealth]) {
             s.and_then(f).unwrap_or_else(|| "-".into())
         };
         println!(
-            "{:<16} {:<22} {:<5} {:>10} {:>8} {:>10} {:>10} {:>10}",
+            "{:<16} {:<22} {:<5} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10}",
             h.name,
             h.admin.to_string(),
             state,
@@ -680,6 +695,10 @@ fn print_fleet(health: &[spampot::fleet::SensorHealth]) {
             field(&|s| s["store"]["free_disk_bytes"]
                 .as_u64()
                 .map(|b| format!("{} GiB", b >> 30))),
+            // How long ago the collector last pulled it whole (--collector).
+            h.pulled_secs_ago
+                .map(|a| format!("{} ago", spampot::fleet::human_age(a)))
+                .unwrap_or_else(|| "-".into()),
         );
         for p in &h.problems {
             println!("    - {p}");
