@@ -145,6 +145,12 @@ pub struct PassRecord {
 /// collector may be running). Empty when it has not pulled yet.
 pub fn read_passes(data_dir: &Path) -> Result<BTreeMap<String, PassRecord>, CollectError> {
     let path = data_dir.join(STATE_FILE);
+    if !data_dir.is_dir() {
+        return Err(CollectError::State {
+            path: data_dir.to_path_buf(),
+            message: "not a directory (the collector's --data)".into(),
+        });
+    }
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice::<State>(&bytes)
             .map(|state| state.passes)
