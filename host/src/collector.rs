@@ -666,7 +666,14 @@ mod tests {
         assert!(error.contains("does not match its digest"), "{pulled:?}");
         assert_eq!(collector.cursor("sensor-a"), None);
         collector.close().await;
-        assert!(!dir.path().join(STATE_FILE).exists());
+        // On disk too: no cursor, and the failed pass is recorded.
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(STATE_FILE)).unwrap()).unwrap();
+        assert!(state["sensors"].get("sensor-a").is_none(), "{state}");
+        let failed = state["passes"]["sensor-a"]["error"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(failed.contains("does not match its digest"), "{state}");
         // Nothing of the page was written: reading it again duplicates nothing.
         let written = crate::store::read_page(
             dir.path(),
