@@ -37,6 +37,7 @@ impl std::str::FromStr for Format {
 /// `--table` accepts.
 pub const TABLE_NAMES: &[&str] = &[
     "summary",
+    "sensors",
     "probes",
     "top_asns",
     "top_ccs",
@@ -148,6 +149,38 @@ fn tables(r: &Report) -> Vec<Table> {
                 int(s.unique_ccs),
             ]],
             record: true,
+            numbered: false,
+        },
+        Table {
+            name: "sensors",
+            title: "Sensors".into(),
+            columns: vec![
+                col("sensor", "Sensor"),
+                col("emails", "Emails"),
+                col("recipients", "Recipients"),
+                col("unique_ips", "Unique IPs"),
+                col("sessions", "Sessions"),
+                col("first_email", "First email"),
+                col("last_email", "Last email"),
+                col("percent", "% of emails"),
+            ],
+            rows: r
+                .sensors
+                .iter()
+                .map(|x| {
+                    vec![
+                        text(&x.sensor),
+                        int(x.emails),
+                        int(x.recipients),
+                        int(x.unique_ips),
+                        int(x.sessions),
+                        text(x.first_email.as_deref().unwrap_or("-")),
+                        text(x.last_email.as_deref().unwrap_or("-")),
+                        Cell::Num(x.percent),
+                    ]
+                })
+                .collect(),
+            record: false,
             numbered: false,
         },
         Table {

@@ -80,6 +80,7 @@ impl ReportOptions {
 pub struct Report {
     pub filters: Filters,
     pub summary: Summary,
+    pub sensors: Vec<SensorRow>,
     pub probes: Probes,
     pub top_asns: Vec<AsnRow>,
     pub top_ccs: Vec<CcRow>,
@@ -106,6 +107,24 @@ pub struct Filters {
     pub max_bodies: usize,
     /// Enrichment files used.
     pub enrichment: Vec<String>,
+}
+
+/// One sensor's share: what a collector's store, holding several, is
+/// asked first (which sensor catches what, and whether one went quiet).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SensorRow {
+    pub sensor: String,
+    pub emails: u64,
+    pub recipients: u64,
+    /// Distinct source addresses of its emails.
+    pub unique_ips: u64,
+    /// Connections of any kind.
+    pub sessions: u64,
+    /// Timestamps of its first and last email; null without emails.
+    pub first_email: Option<String>,
+    pub last_email: Option<String>,
+    /// Share of all emails.
+    pub percent: f64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -513,6 +532,7 @@ pub fn build_report(opts: &ReportOptions) -> Result<Report> {
     };
     drop(per_ip);
 
+    let sensors = sensors(&conn, &filter, emails, &err)?;
     let ports = ports(&conn, &filter, &err)?;
     let request_types = request_types(&conn, &filter, &err)?;
     let sender_domains = sender_domains(&conn, &filter, opts.top, emails, &err)?;
@@ -529,6 +549,7 @@ pub fn build_report(opts: &ReportOptions) -> Result<Report> {
             enrichment: paths.describe(),
         },
         summary,
+        sensors,
         probes: Probes {
             messages: probes,
             percent: percent(probes, emails),
@@ -579,6 +600,69 @@ pub fn used_by(port: i64, plugin: &str) -> String {
         _ => plugin,
     }
     .to_string()
+}
+
+fn sensors(
+    conn: &Connection,
+    filter: &Filter,
+    total_emails: u64,
+    err: &impl Fn(rusqlite::Error) -> ReportError,
+) -> Result<Vec<SensorRow>> {
+    let mut rows: BTreeMap<String, SensorRow> = BTreeMap::new();
+    let row = |rows: &mut BTreeMap<String, SensorRow>, sensor: String| {
+        rows.entry(sensor.clone())
+            .or_insert_with(|| SensorRow {
+                sensor,
+                emails: 0,
+                recipients: 0,
+                unique_ips: 0,
+                sessions: 0,
+                first_email: None,
+                last_email: None,
+                percent: 0.0,
+            })
+            .sensor
+            .clone()
+    };
+    let (w, params) = filter.clause("ts", "sensor");
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT coalesce(sensor, ''), count(*), sum(max(coalesce(rcpt_count, 0), 0)),
+                    count(DISTINCT src_ip), min(ts), max(ts)
+             FROM messages {w} GROUP BY 1"
+        ))
+        .map_err(err)?;
+    let mut it = stmt.query(params_from_iter(&params)).map_err(err)?;
+    while let Some(r) = it.next().map_err(err)? {
+        let name = row(&mut rows, r.get(0).map_err(err)?);
+        let entry = rows.get_mut(&name).expect("just inserted");
+        entry.emails = r.get::<_, i64>(1).map_err(err)? as u64;
+        entry.recipients = r.get::<_, Option<i64>>(2).map_err(err)?.unwrap_or(0) as u64;
+        entry.unique_ips = r.get::<_, i64>(3).map_err(err)? as u64;
+        entry.first_email = r.get(4).map_err(err)?;
+        entry.last_email = r.get(5).map_err(err)?;
+        entry.percent = percent(entry.emails, total_emails);
+    }
+    drop(it);
+    let (w, params) = filter.clause("started_at", "sensor");
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT coalesce(sensor, ''), count(*) FROM sessions {w} GROUP BY 1"
+        ))
+        .map_err(err)?;
+    let mut it = stmt.query(params_from_iter(&params)).map_err(err)?;
+    while let Some(r) = it.next().map_err(err)? {
+        let name = row(&mut rows, r.get(0).map_err(err)?);
+        rows.get_mut(&name).expect("just inserted").sessions =
+            r.get::<_, i64>(1).map_err(err)? as u64;
+    }
+    let mut out: Vec<SensorRow> = rows.into_values().collect();
+    out.sort_by(|a, b| {
+        b.emails
+            .cmp(&a.emails)
+            .then_with(|| a.sensor.cmp(&b.sensor))
+    });
+    Ok(out)
 }
 
 fn ports(

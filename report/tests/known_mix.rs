@@ -626,3 +626,49 @@ fn missing_or_corrupt_blobs_are_counted() {
     // The envelope tables do not depend on bodies.
     assert_eq!(r.summary.emails, 25);
 }
+
+/// Each sensor's share, from the mix's groups: s1 has 10 + 6 + 1 + 1
+/// emails with 10·10 + 6·5 + 2 + 1 recipients from four addresses and
+/// 40 + 30 + 4 + 1 sessions; s2 has 4 + 2 + 1 emails, one recipient each,
+/// from three addresses, and 15 + 10 sessions. `--sensor` keeps one row.
+#[test]
+fn each_sensor_s_share() {
+    let d = dir();
+    let r = report(d.path(), |_| {});
+    let got: Vec<_> = r
+        .sensors
+        .iter()
+        .map(|s| {
+            (
+                s.sensor.as_str(),
+                s.emails,
+                s.recipients,
+                s.unique_ips,
+                s.sessions,
+                s.percent,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("s1", 18, 133, 4, 75, 72.0), ("s2", 7, 7, 3, 25, 28.0)]
+    );
+    let day = |t: &Option<String>| t.as_deref().unwrap_or("").get(..10).map(str::to_owned);
+    assert_eq!(
+        day(&r.sensors[0].first_email).as_deref(),
+        Some("2026-01-30")
+    );
+    assert_eq!(day(&r.sensors[0].last_email).as_deref(), Some("2026-03-02"));
+    assert_eq!(
+        day(&r.sensors[1].first_email).as_deref(),
+        Some("2026-02-01")
+    );
+    assert_eq!(day(&r.sensors[1].last_email).as_deref(), Some("2026-03-02"));
+
+    let only = report(d.path(), |o| o.sensor = Some("s2".into()));
+    assert_eq!(only.sensors.len(), 1);
+    assert_eq!(
+        (only.sensors[0].emails, only.sensors[0].percent),
+        (7, 100.0)
+    );
+}
