@@ -575,6 +575,25 @@ fn collect(
     (out.status.code(), text)
 }
 
+/// `spampot fleet --collector`: its exit status and what it printed.
+fn fleet_with_collector(
+    fleet: &std::path::Path,
+    central: &std::path::Path,
+) -> (Option<i32>, String) {
+    let out = std::process::Command::new(spampot_blackbox::spampot_bin())
+        .arg("fleet")
+        .arg("--sensors")
+        .arg(fleet)
+        .arg("--collector")
+        .arg(central)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// `spampot collect`: two sensors' captures pulled into one data directory.
 /// Its `messages` rows are the sensors' rows, an upload's body arrives byte
 /// for byte, a report over it counts both sensors' proxy requests, a second
@@ -683,16 +702,8 @@ async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
     assert_eq!(types[0]["count"], 1, "{report}");
 
     // `fleet --collector` sees both pulled, just now.
-    let checked = std::process::Command::new(spampot_blackbox::spampot_bin())
-        .arg("fleet")
-        .arg("--sensors")
-        .arg(&fleet)
-        .arg("--collector")
-        .arg(&central)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&checked.stdout);
-    assert!(checked.status.success(), "{said}");
+    let (code, said) = fleet_with_collector(&fleet, &central);
+    assert_eq!(code, Some(0), "{said}");
     assert_eq!(said.matches("s ago").count(), 2, "{said}");
 
     // Nothing twice.
@@ -754,16 +765,8 @@ async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
     assert!(out.contains("2 of 2 sensors could not be pulled"), "{out}");
     assert!(message_rows(&central).is_empty());
     // `fleet --collector` names the failed pulls.
-    let checked = std::process::Command::new(spampot_blackbox::spampot_bin())
-        .arg("fleet")
-        .arg("--sensors")
-        .arg(&fleet)
-        .arg("--collector")
-        .arg(&central)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&checked.stdout);
-    assert_eq!(checked.status.code(), Some(1), "{said}");
+    let (code, said) = fleet_with_collector(&fleet, &central);
+    assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("the collector's last pull"), "{said}");
     assert!(said.contains("set [admin] token"), "{said}");
 
