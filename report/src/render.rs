@@ -608,6 +608,30 @@ fn write_csv_table(t: &Table, out: &mut String) {
     }
 }
 
+/// One section of the report as JSON, by its name in [`TABLE_NAMES`].
+fn section_json(r: &Report, name: &str) -> serde_json::Result<String> {
+    use serde_json::to_string_pretty as json;
+    match name {
+        "summary" => json(&r.summary),
+        "sensors" => json(&r.sensors),
+        "probes" => json(&r.probes),
+        "top_asns" => json(&r.top_asns),
+        "top_ccs" => json(&r.top_ccs),
+        "ports" => json(&r.ports),
+        "request_types" => json(&r.request_types),
+        "monthly" => json(&r.monthly),
+        "daily" => json(&r.daily),
+        "sender_domains" => json(&r.sender_domains),
+        "recipient_domains" => json(&r.recipient_domains),
+        "body_domains" => json(&r.body_domains),
+        "campaigns" => json(&r.campaigns),
+        "languages" => json(&r.languages),
+        "body_analysis" => json(&r.body_analysis),
+        // render() checked the name against TABLE_NAMES.
+        other => unreachable!("no section {other:?}"),
+    }
+}
+
 /// Write `report` in `format`. `table` selects one section (a name of
 /// [`TABLE_NAMES`]) for `table`, `csv` and `json`; `html` is always whole.
 pub fn render(
@@ -623,14 +647,13 @@ pub fn render(
     }
     let doc = match format {
         Format::Json => {
-            let value = serde_json::to_value(report)
-                .map_err(|e| ReportError::Invalid(format!("serializing the report: {e}")))?;
-            let value = match table {
-                Some(t) => value[t].clone(),
-                None => value,
-            };
-            let mut s = serde_json::to_string_pretty(&value)
-                .map_err(|e| ReportError::Invalid(format!("serializing the report: {e}")))?;
+            // Straight from the structs: keys in their documented order (a
+            // `serde_json::Value` would sort them).
+            let mut s = match table {
+                Some(t) => section_json(report, t),
+                None => serde_json::to_string_pretty(report),
+            }
+            .map_err(|e| ReportError::Invalid(format!("serializing the report: {e}")))?;
             s.push('\n');
             s
         }

@@ -73,6 +73,20 @@ fn json_shape_is_exactly_documented() {
             "unique_ccs",
         ])
     );
+    rows_have(
+        &v,
+        "sensors",
+        &[
+            "sensor",
+            "emails",
+            "recipients",
+            "unique_ips",
+            "sessions",
+            "first_email",
+            "last_email",
+            "percent",
+        ],
+    );
     assert_eq!(keys(&v["probes"]), set(&["messages", "percent"]));
     rows_have(&v, "top_asns", &["asn", "name", "cc", "emails", "percent"]);
     rows_have(&v, "top_ccs", &["cc", "emails", "percent"]);
@@ -129,6 +143,17 @@ fn json_shape_is_exactly_documented() {
     // --table picks one section.
     let t: Value = serde_json::from_str(&out(&r, Format::Json, Some("top_ccs"))).unwrap();
     assert_eq!(t, v["top_ccs"]);
+    // Keys come in the documented order, the report's own, not sorted.
+    let text = out(&r, Format::Json, None);
+    let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap();
+    let mut order = vec!["filters"];
+    order.extend(TABLE_NAMES);
+    assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+    let summary = out(&r, Format::Json, Some("summary"));
+    assert!(
+        summary.find("period_start") < summary.find("emails"),
+        "{summary}"
+    );
 }
 
 #[test]
