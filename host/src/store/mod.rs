@@ -288,18 +288,24 @@ pub(crate) struct PutRequest {
     origin: Origin,
     kind: &'static str,
     meta: Vec<(String, String)>,
-    /// The body; empty when `body_absent`.
+    /// The body; empty when `absent`.
     data: Vec<u8>,
-    /// The body's size (`data.len()` unless `body_absent`).
-    size: u64,
-    /// The caller has only the digest and size (`put_without_body`).
-    body_absent: bool,
+    /// The body's size when the caller has only its digest
+    /// (`put_without_body`).
+    absent: Option<u64>,
     sha256: String,
     /// Compressed body, unless the body was known to be stored when the
     /// caller looked (then the writer compresses only if it turns out to be
     /// needed).
     compressed: Option<Vec<u8>>,
     reply: oneshot::Sender<Result<PutOutcome, PutError>>,
+}
+
+impl PutRequest {
+    /// The body's size, whether or not its bytes came with it.
+    fn size(&self) -> u64 {
+        self.absent.unwrap_or(self.data.len() as u64)
+    }
 }
 
 pub(crate) enum Request {
@@ -595,17 +601,15 @@ impl CaptureStore {
         } else {
             prep()?
         };
-        let size = data.len() as u64;
-        self.send_put(PutRequest {
+        self.send_put(|reply| PutRequest {
             origin,
             kind,
             meta,
             data,
-            size,
-            body_absent: false,
+            absent: None,
             sha256,
             compressed,
-            reply: oneshot::channel().0,
+            reply,
         })
         .await
     }
@@ -624,23 +628,27 @@ impl CaptureStore {
         if !is_sha256_hex(&sha256) {
             return Err(PutError::Io(format!("{sha256:?} is not a SHA-256")));
         }
-        self.send_put(PutRequest {
+        self.send_put(|reply| PutRequest {
             origin,
             kind: known_kind(kind),
             meta,
             data: Vec::new(),
-            size,
-            body_absent: true,
+            absent: Some(size),
             sha256,
             compressed: None,
-            reply: oneshot::channel().0,
+            reply,
         })
         .await
     }
 
-    async fn send_put(&self, mut req: PutRequest) -> Result<PutOutcome, PutError> {
+    /// Hand the writer the request `build` makes around its reply channel,
+    /// and wait for the answer.
+    async fn send_put(
+        &self,
+        build: impl FnOnce(oneshot::Sender<Result<PutOutcome, PutError>>) -> PutRequest,
+    ) -> Result<PutOutcome, PutError> {
         let (reply, answer) = oneshot::channel();
-        req.reply = reply;
+        let req = build(reply);
         self.inner
             .tx
             .send(Request::Put(Box::new(req)))

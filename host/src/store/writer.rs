@@ -711,7 +711,7 @@ struct PutCtx<'a> {
 /// Decide one artifact's body (stage it if new and within quota), count it,
 /// and return its outcome and its journal entry.
 fn put_one(ctx: &mut PutCtx<'_>, p: &mut PutRequest) -> Result<(PutOutcome, Entry), String> {
-    let size = p.size;
+    let size = p.size();
     let decided = (ctx.bodies.get(&p.sha256))
         .or_else(|| ctx.pending.get(&p.sha256))
         .or_else(|| ctx.in_flight.get(&p.sha256));
@@ -722,7 +722,7 @@ fn put_one(ctx: &mut PutCtx<'_>, p: &mut PutRequest) -> Result<(PutOutcome, Entr
     };
     let body = if existing == Some(true) {
         BodyFate::Known
-    } else if p.body_absent {
+    } else if p.absent.is_some() {
         // Recorded as its source recorded it: without its bytes.
         BodyFate::OverQuota
     } else {
@@ -928,7 +928,7 @@ fn quota_event(p: &PutRequest, quota_bytes: u64, blob_bytes: u64, needed: u64) -
     m.insert("blob_bytes".into(), blob_bytes.into());
     m.insert("sha256".into(), p.sha256.clone().into());
     m.insert("kind".into(), p.kind.into());
-    m.insert("size".into(), p.size.into());
+    m.insert("size".into(), p.size().into());
     m.insert("stored_size".into(), needed.into());
     m
 }
