@@ -144,25 +144,25 @@ pub struct PassRecord {
 /// The pass records of a collector's data directory (read-only; the
 /// collector may be running). Empty when it has not pulled yet.
 pub fn read_passes(data_dir: &Path) -> Result<BTreeMap<String, PassRecord>, CollectError> {
-    let path = data_dir.join(STATE_FILE);
     if !data_dir.is_dir() {
         return Err(CollectError::State {
             path: data_dir.to_path_buf(),
             message: "not a directory (the collector's --data)".into(),
         });
     }
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice::<State>(&bytes)
-            .map(|state| state.passes)
-            .map_err(|e| CollectError::State {
-                path,
-                message: e.to_string(),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(CollectError::State {
-            path,
-            message: e.to_string(),
-        }),
+    Ok(read_state(&data_dir.join(STATE_FILE))?.passes)
+}
+
+/// The state file; empty before the first pass.
+fn read_state(path: &Path) -> Result<State, CollectError> {
+    let failed = |message: String| CollectError::State {
+        path: path.to_path_buf(),
+        message,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| failed(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(failed(e.to_string())),
     }
 }
 
@@ -193,19 +193,7 @@ impl Collector {
             ..StoreConfig::default()
         })?;
         let state_path = data_dir.join(STATE_FILE);
-        let state = match std::fs::read(&state_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CollectError::State {
-                path: state_path.clone(),
-                message: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => {
-                return Err(CollectError::State {
-                    path: state_path,
-                    message: e.to_string(),
-                });
-            }
-        };
+        let state = read_state(&state_path)?;
         Ok(Collector {
             shared: Arc::new(Shared {
                 store,
@@ -403,6 +391,8 @@ impl Shared {
     ) -> Result<HashMap<String, Option<Arc<Vec<u8>>>>, CollectError> {
         let mut found = HashMap::new();
         let mut wanted = std::collections::VecDeque::new();
+        // One database connection for the page's lookups here, not one each.
+        let local = crate::store::BlobReader::open(self.store.data_dir()).ok();
         for a in rows.iter().filter(|a| a.stored) {
             if found.contains_key(&a.sha256) {
                 continue;
@@ -417,8 +407,9 @@ impl Shared {
             let known = match cached {
                 Some(data) => Some(data),
                 // Another sensor's campaign, or an earlier run's: already here.
-                None => crate::store::read_blob(self.store.data_dir(), &a.sha256)
-                    .ok()
+                None => local
+                    .as_ref()
+                    .and_then(|l| l.read(&a.sha256).ok())
                     .map(|data| self.cache().insert(a.sha256.clone(), data)),
             };
             match known {
@@ -429,6 +420,7 @@ impl Shared {
                 }
             };
         }
+        drop(local);
         while !wanted.is_empty() {
             let mut batch = Vec::new();
             let mut bytes = 0;
