@@ -609,21 +609,18 @@ fn sensors(
     err: &impl Fn(rusqlite::Error) -> ReportError,
 ) -> Result<Vec<SensorRow>> {
     let mut rows: BTreeMap<String, SensorRow> = BTreeMap::new();
-    let row = |rows: &mut BTreeMap<String, SensorRow>, sensor: String| {
-        rows.entry(sensor.clone())
-            .or_insert_with(|| SensorRow {
-                sensor,
-                emails: 0,
-                recipients: 0,
-                unique_ips: 0,
-                sessions: 0,
-                first_email: None,
-                last_email: None,
-                percent: 0.0,
-            })
-            .sensor
-            .clone()
-    };
+    fn row(rows: &mut BTreeMap<String, SensorRow>, sensor: String) -> &mut SensorRow {
+        rows.entry(sensor.clone()).or_insert_with(|| SensorRow {
+            sensor,
+            emails: 0,
+            recipients: 0,
+            unique_ips: 0,
+            sessions: 0,
+            first_email: None,
+            last_email: None,
+            percent: 0.0,
+        })
+    }
     let (w, params) = filter.clause("ts", "sensor");
     let mut stmt = conn
         .prepare(&format!(
@@ -634,8 +631,7 @@ fn sensors(
         .map_err(err)?;
     let mut it = stmt.query(params_from_iter(&params)).map_err(err)?;
     while let Some(r) = it.next().map_err(err)? {
-        let name = row(&mut rows, r.get(0).map_err(err)?);
-        let entry = rows.get_mut(&name).expect("just inserted");
+        let entry = row(&mut rows, r.get(0).map_err(err)?);
         entry.emails = r.get::<_, i64>(1).map_err(err)? as u64;
         entry.recipients = r.get::<_, Option<i64>>(2).map_err(err)?.unwrap_or(0) as u64;
         entry.unique_ips = r.get::<_, i64>(3).map_err(err)? as u64;
@@ -652,9 +648,7 @@ fn sensors(
         .map_err(err)?;
     let mut it = stmt.query(params_from_iter(&params)).map_err(err)?;
     while let Some(r) = it.next().map_err(err)? {
-        let name = row(&mut rows, r.get(0).map_err(err)?);
-        rows.get_mut(&name).expect("just inserted").sessions =
-            r.get::<_, i64>(1).map_err(err)? as u64;
+        row(&mut rows, r.get(0).map_err(err)?).sessions = r.get::<_, i64>(1).map_err(err)? as u64;
     }
     let mut out: Vec<SensorRow> = rows.into_values().collect();
     out.sort_by(|a, b| {
