@@ -133,6 +133,8 @@ pub enum FeedError {
         path: std::path::PathBuf,
         source: io::Error,
     },
+    #[error(transparent)]
+    Store(#[from] super::StoreError),
     #[error("cannot read the database {path}: {source}")]
     Db {
         path: std::path::PathBuf,
@@ -161,10 +163,7 @@ pub fn read_page(
             path: db_path.clone(),
             source,
         };
-        let conn = schema::open_ro(&db_path).map_err(|e| FeedError::Io {
-            path: db_path.clone(),
-            source: io::Error::other(e.to_string()),
-        })?;
+        let conn = schema::open_ro(&db_path)?;
         let full_messages;
         let full_sightings;
         (page.messages, full_messages) =
