@@ -142,6 +142,18 @@ pub struct SensorHealth {
 }
 
 impl SensorHealth {
+    /// Nothing known yet of `entry`'s sensor.
+    pub fn new(entry: &SensorEntry) -> SensorHealth {
+        SensorHealth {
+            name: entry.name.clone(),
+            admin: entry.admin,
+            status: None,
+            clock_skew_secs: None,
+            pulled_secs_ago: None,
+            problems: Vec::new(),
+        }
+    }
+
     pub fn healthy(&self) -> bool {
         self.problems.is_empty()
     }
@@ -158,13 +170,12 @@ pub async fn check(fleet: &Fleet) -> Vec<SensorHealth> {
         .collect();
     let mut out = Vec::with_capacity(fleet.sensors.len());
     for (ask, entry) in asks.into_iter().zip(&fleet.sensors) {
-        out.push(ask.await.unwrap_or_else(|e| SensorHealth {
-            name: entry.name.clone(),
-            admin: entry.admin,
-            status: None,
-            clock_skew_secs: None,
-            pulled_secs_ago: None,
-            problems: vec![format!("the check itself failed: {e}")],
+        out.push(ask.await.unwrap_or_else(|e| {
+            let mut health = SensorHealth::new(entry);
+            health
+                .problems
+                .push(format!("the check itself failed: {e}"));
+            health
         }));
     }
     out
@@ -178,14 +189,7 @@ async fn check_one(fleet: &Fleet, entry: &SensorEntry) -> SensorHealth {
     )
     .await;
     let after = now_ms();
-    let mut health = SensorHealth {
-        name: entry.name.clone(),
-        admin: entry.admin,
-        status: None,
-        clock_skew_secs: None,
-        pulled_secs_ago: None,
-        problems: Vec::new(),
-    };
+    let mut health = SensorHealth::new(entry);
     match answer {
         Err(_) => health
             .problems
@@ -460,18 +464,7 @@ mod tests {
         .into_iter()
         .map(|(n, p)| (n.to_string(), p))
         .collect();
-        let mut health: Vec<SensorHealth> = f
-            .sensors
-            .iter()
-            .map(|e| SensorHealth {
-                name: e.name.clone(),
-                admin: e.admin,
-                status: None,
-                clock_skew_secs: None,
-                pulled_secs_ago: None,
-                problems: Vec::new(),
-            })
-            .collect();
+        let mut health: Vec<SensorHealth> = f.sensors.iter().map(SensorHealth::new).collect();
         assess_pulls(&f, &mut health, &passes, now);
         assert!(health[0].problems.is_empty(), "{:?}", health[0].problems);
         assert_eq!(health[0].pulled_secs_ago, Some(300.0));
