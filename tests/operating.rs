@@ -671,7 +671,7 @@ async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
     let (code, out) = collect(&fleet, &central, &[]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(message_rows(&central), without_ids(expected), "{out}");
-    let sha = hex_sha256(&upload);
+    let sha = spampot::store::sha256_hex(&upload);
     assert!(spampot::store::read_blob(&central, &sha).unwrap() == upload);
     let events_of = |data: &std::path::Path| spampot_blackbox::events(data).len();
     let events = events_of(&central);
@@ -795,14 +795,6 @@ async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
     }
     open.stop().await;
     guarded.stop().await;
-}
-
-fn hex_sha256(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The dashboard in a real browser: headless Chromium loads `/`, its
