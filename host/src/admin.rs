@@ -96,8 +96,7 @@ async fn authorize(State(admin): Shared, request: Request, next: Next) -> Respon
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if !presented.is_some_and(|p| same_secret(p.as_bytes(), token.as_bytes())) {
-            let body = Json(json!({"error": "missing or wrong bearer token"}));
-            return (StatusCode::UNAUTHORIZED, body).into_response();
+            return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }
     }
     next.run(request).await
@@ -138,7 +137,7 @@ fn control_result<T: serde::Serialize>(result: Result<T, ControlError>) -> Respo
                 ControlError::NoListener(_) | ControlError::NoPlugin(_) => StatusCode::NOT_FOUND,
                 ControlError::Bind(_) | ControlError::Reload(_) => StatusCode::CONFLICT,
             };
-            (status, Json(json!({"error": err.to_string()}))).into_response()
+            error(status, err)
         }
     }
 }
@@ -174,6 +173,7 @@ async fn reload(State(admin): Shared) -> Response {
     control_result(admin.server.reload().await)
 }
 
+/// An error answer: `{"error": message}`, what `ctl` shows.
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     (status, Json(json!({"error": message.to_string()}))).into_response()
 }
