@@ -209,6 +209,10 @@ const ACCEPT_BACKLOG: u32 = 4096;
 
 /// Bind and listen like `TcpListener::bind` (SO_REUSEADDR, so a restarted
 /// sensor gets its ports back at once), with [`ACCEPT_BACKLOG`].
+///
+/// `TCP_NODELAY` is set here, once: replies go out as the plugin writes
+/// them, and accepted sockets inherit it from the listener (Linux does),
+/// which saves a `setsockopt` per session. A test checks the inheritance.
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
@@ -216,6 +220,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(ACCEPT_BACKLOG)
 }
@@ -258,6 +263,7 @@ fn admit(
 ) {
     let plugin_name = listener.plugin();
     let port = listener.port;
+    let bind = listener.bind;
     let Ok(permit) = sessions.clone().try_acquire_owned() else {
         sensor.refuse(peer, port, &plugin_name, "max-sessions");
         return;
@@ -280,7 +286,7 @@ fn admit(
     let listener = listener.clone();
     let end = listener.end_sessions.subscribe();
     tokio::spawn(async move {
-        session::run(sensor.clone(), stream, peer, port, plugin, end).await;
+        session::run(sensor.clone(), stream, peer, bind, port, plugin, end).await;
         sensor.release(ip);
         listener.sessions_now.fetch_sub(1, Relaxed);
         drop(permit);
@@ -316,5 +322,17 @@ mod tests {
         .unwrap();
         assert_eq!(connected.unwrap(), burst);
         drop(listener);
+    }
+
+    /// Sessions no longer set `TCP_NODELAY` themselves: every accepted
+    /// socket must have it from the listener, or each small reply would wait
+    /// for the client's delayed ACK (Nagle).
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 }
