@@ -797,6 +797,70 @@ async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
     guarded.stop().await;
 }
 
+/// A sensor reinstalled with a new data directory: the collector's old
+/// cursor points at a log file the sensor no longer has, so the pass fails
+/// (410) and stores nothing; `--start-over` forgets the cursor and pulls
+/// the new sensor from its beginning. A name outside the fleet is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_start_over_pulls_a_reinstalled_sensor_from_its_beginning() {
+    let old = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
+    let old_admin = old.serve_admin(Some("s3cret")).await;
+    send_message(old.addr(25), "before", 1).await;
+    send_message(old.addr(25), "before too", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let central = dir.path().join("central");
+    let fleet = dir.path().join("fleet.toml");
+    let fleet_for = |admin: SocketAddr| {
+        let text = format!(
+            "min_free_disk_bytes = 0\n[[sensor]]\nname = \"test\"\nadmin = \"{admin}\"\ntoken = \"s3cret\"\n"
+        );
+        std::fs::write(&fleet, text).unwrap();
+    };
+    fleet_for(old_admin.addr);
+    assert_eq!(old.messages().await.len(), 2);
+    let (code, out) = collect(&fleet, &central, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(message_rows(&central).len(), 2);
+
+    // The old sensor stays up while the new one starts, so the new event
+    // log cannot reuse the old one's inode.
+    let new = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
+    let new_admin = new.serve_admin(Some("s3cret")).await;
+    send_message(new.addr(25), "after", 3).await;
+    assert_eq!(new.messages().await.len(), 1);
+    fleet_for(new_admin.addr);
+    let (code, out) = collect(&fleet, &central, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("410"), "{out}");
+    assert_eq!(message_rows(&central).len(), 2);
+
+    let (code, out) = collect(
+        &fleet,
+        &central,
+        &["--start-over".as_ref(), "nope".as_ref()],
+    );
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("no sensor \"nope\" in the fleet file"),
+        "{out}"
+    );
+    let (code, out) = collect(
+        &fleet,
+        &central,
+        &["--start-over".as_ref(), "test".as_ref()],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("test: cursor forgotten"), "{out}");
+    let rows = message_rows(&central);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    // Once: the next pass goes on from the new cursor.
+    let (code, out) = collect(&fleet, &central, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(message_rows(&central).len(), 3);
+    old.stop().await;
+    new.stop().await;
+}
+
 /// The dashboard in a real browser: headless Chromium loads `/`, its
 /// script fetches `/status`, and the DOM it leaves shows the sensor, its
 /// counters and its listeners. Only loopback is reached: the page has no

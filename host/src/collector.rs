@@ -95,6 +95,8 @@ pub enum CollectError {
     Put(#[from] PutError),
     #[error("the local store dropped {0} events (its queue was full)")]
     EventsDropped(u64),
+    #[error("no sensor {0:?} in the fleet file")]
+    NotInFleet(String),
 }
 
 /// What one sensor's pull brought in.
@@ -236,6 +238,18 @@ impl Collector {
         }
         all.sort_by_key(|(i, _)| *i);
         all.into_iter().map(|(_, pulled)| pulled).collect()
+    }
+
+    /// Forget where the collector was in a sensor's feed, so that its next
+    /// pass pulls it from the beginning: for a sensor whose data directory
+    /// is new (reinstalled, a new disk), whose old cursor points at a log
+    /// file and rows that no longer exist. Returns whether there was a
+    /// cursor. The pass records stay: they are history.
+    pub fn start_over(&self, fleet: &Fleet, sensor: &str) -> Result<bool, CollectError> {
+        if !fleet.sensors.iter().any(|s| s.name == sensor) {
+            return Err(CollectError::NotInFleet(sensor.to_owned()));
+        }
+        self.shared.forget(sensor)
     }
 
     /// Where the collector is in a sensor's feed; `None` before its first
@@ -480,6 +494,14 @@ impl Shared {
         let mut state = self.state();
         state.sensors.insert(sensor.to_owned(), next);
         self.write_state(&state)
+    }
+
+    /// Drop a sensor's cursor and save the state.
+    fn forget(&self, sensor: &str) -> Result<bool, CollectError> {
+        let mut state = self.state();
+        let had = state.sensors.remove(sensor).is_some();
+        self.write_state(&state)?;
+        Ok(had)
     }
 
     /// Note how a sensor's pass ended and save the state.

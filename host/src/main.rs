@@ -94,6 +94,12 @@ enum Command {
         /// file (replaced whole, so a web server can serve it as it is).
         #[arg(long)]
         html: Option<PathBuf>,
+        /// Pull this sensor from its beginning: forget the collector's cursor
+        /// for it first. For a sensor whose data directory is new; the rows
+        /// of one that still has its old data would be stored twice.
+        /// Repeatable.
+        #[arg(long = "start-over", value_name = "SENSOR")]
+        start_over: Vec<String>,
     },
     /// Control a running sensor: listeners, plugins, config.
     Ctl {
@@ -362,12 +368,13 @@ fn run(command: Command) -> Result<()> {
             data,
             every,
             html,
+            start_over,
         } => {
             let fleet = spampot::fleet::Fleet::load(&sensors)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(collect(&fleet, &data, every, html.as_deref()))
+            runtime.block_on(collect(&fleet, &data, every, html.as_deref(), &start_over))
         }
         Command::Ctl { admin, action } => {
             let (method, path) = match &action {
@@ -590,6 +597,7 @@ async fn collect(
     data: &Path,
     every: Option<u64>,
     html: Option<&Path>,
+    start_over: &[String],
 ) -> Result<()> {
     let mut collector = spampot::collector::Collector::open(data).with_context(|| {
         format!(
@@ -597,6 +605,18 @@ async fn collect(
             data.display()
         )
     })?;
+    // With the data directory locked: no running collector moves the
+    // cursor back after this.
+    for name in start_over {
+        match collector.start_over(fleet, name) {
+            Ok(true) => println!("{name}: cursor forgotten, pulled from its beginning"),
+            Ok(false) => println!("{name}: no cursor yet, pulled from its beginning"),
+            Err(e) => {
+                collector.close().await;
+                return Err(e).context("--start-over");
+            }
+        }
+    }
     let mut term = signal(SignalKind::terminate())?;
     let failed = loop {
         let pulled = collector.pull_all(fleet).await;
