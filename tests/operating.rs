@@ -797,10 +797,11 @@ async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
     guarded.stop().await;
 }
 
-/// A sensor reinstalled with a new data directory: the collector's old
-/// cursor points at a log file the sensor no longer has, so the pass fails
-/// (410) and stores nothing; `--start-over` forgets the cursor and pulls
-/// the new sensor from its beginning. A name outside the fleet is refused.
+/// A sensor reinstalled with a new data directory: the collector's cursor
+/// was made on another store (its identity differs), so the pass fails
+/// (410, naming `--start-over`) and stores nothing; `--start-over` forgets
+/// the cursor and pulls the new sensor from its beginning. A name outside
+/// the fleet is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collect_start_over_pulls_a_reinstalled_sensor_from_its_beginning() {
     let old = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
@@ -822,8 +823,11 @@ async fn collect_start_over_pulls_a_reinstalled_sensor_from_its_beginning() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(message_rows(&central).len(), 2);
 
-    // The old sensor stays up while the new one starts, so the new event
-    // log cannot reuse the old one's inode.
+    // Gone before the new one starts: its files' inodes may be reused by
+    // the new ones, which the store's identity tells apart.
+    old.stop().await;
+    drop(old_admin);
+    drop(old);
     let new = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
     let new_admin = new.serve_admin(Some("s3cret")).await;
     send_message(new.addr(25), "after", 3).await;
@@ -831,7 +835,11 @@ async fn collect_start_over_pulls_a_reinstalled_sensor_from_its_beginning() {
     fleet_for(new_admin.addr);
     let (code, out) = collect(&fleet, &central, &[]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("410"), "{out}");
+    assert!(
+        out.contains("410: this sensor's store is not the one"),
+        "{out}"
+    );
+    assert!(out.contains("--start-over"), "{out}");
     assert_eq!(message_rows(&central).len(), 2);
 
     let (code, out) = collect(
@@ -857,7 +865,6 @@ async fn collect_start_over_pulls_a_reinstalled_sensor_from_its_beginning() {
     let (code, out) = collect(&fleet, &central, &[]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(message_rows(&central).len(), 3);
-    old.stop().await;
     new.stop().await;
 }
 

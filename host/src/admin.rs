@@ -13,7 +13,7 @@
 //! | `POST /listeners/{port}/disable[?now=true]` | stop accepting (`now`: end its sessions) |
 //! | `POST /listeners/{port}/map?plugin=NAME` | serve another plugin on the port |
 //! | `POST /reload` | read the config file again (as SIGHUP does) |
-//! | `GET /feed?events_file=…&events_offset=…&message_id=…&sighting_id=…` | a page of the captures from a cursor, for `spampot collect` (needs a token) |
+//! | `GET /feed?store=…&events_file=…&events_offset=…&message_id=…&sighting_id=…` | a page of the captures from a cursor, for `spampot collect` (needs a token) |
 //! | `GET /feed/bodies?sha256=A,B,…` | stored bodies by digest, base64 (needs a token) |
 
 use std::fmt::Write as _;
@@ -204,9 +204,11 @@ async fn feed(State(admin): Shared, Query(cursor): Query<FeedCursor>) -> Respons
             body["sensor"] = json!(sensor);
             Json(body).into_response()
         }
-        Ok(Err(e @ (FeedError::CursorGone(_) | FeedError::BadOffset { .. }))) => {
-            error(StatusCode::GONE, e)
-        }
+        Ok(Err(
+            e @ (FeedError::CursorGone(_)
+            | FeedError::BadOffset { .. }
+            | FeedError::StoreReplaced { .. }),
+        )) => error(StatusCode::GONE, e),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

@@ -3,7 +3,10 @@
 //! `admin.rs` serves it, `collector.rs` reads it). Read-only, like
 //! `export`: it runs beside the writer and takes no lock.
 //!
-//! A cursor holds one position per source, each moving on its own:
+//! A cursor names the store it was made on (its identity, drawn when the
+//! store was made: a sensor reinstalled under the same name has another,
+//! and its row ids start again) and holds one position per source, each
+//! moving on its own:
 //! * the event log: a file, named by its inode (a rotation renames the file
 //!   and keeps the inode, so a position survives it), and a byte offset;
 //! * `messages`: the last row id sent;
@@ -30,6 +33,10 @@ use super::{DB_FILE, EVENTS_FILE, schema};
 /// very beginning.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedCursor {
+    /// The identity of the sensor's store (`store` table); 0 before the
+    /// first page, or from a sensor older than that table.
+    #[serde(default)]
+    pub store: i64,
     /// Inode of the event-log file being read; 0 before the first.
     #[serde(default)]
     pub events_file: u64,
@@ -48,8 +55,8 @@ impl FeedCursor {
     /// The cursor as the query string of `GET /feed`.
     pub fn query(&self) -> String {
         format!(
-            "events_file={}&events_offset={}&message_id={}&sighting_id={}",
-            self.events_file, self.events_offset, self.message_id, self.sighting_id
+            "store={}&events_file={}&events_offset={}&message_id={}&sighting_id={}",
+            self.store, self.events_file, self.events_offset, self.message_id, self.sighting_id
         )
     }
 }
@@ -123,6 +130,10 @@ pub struct FeedPage {
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     #[error(
+        "this sensor's store is not the one the cursor was made on (identity {now:016x}, not {was:016x}): its data directory was replaced; `spampot collect --start-over NAME` pulls it from its beginning"
+    )]
+    StoreReplaced { was: i64, now: i64 },
+    #[error(
         "the event log file of this cursor (inode {0}) is no longer in the data directory: it was deleted or moved away"
     )]
     CursorGone(u64),
@@ -156,14 +167,30 @@ pub fn read_page(
         next: *cursor,
         ..FeedPage::default()
     };
-    read_events(data_dir, cursor, limits.event_bytes, &mut page)?;
     let db_path = data_dir.join(DB_FILE);
-    if db_path.exists() {
-        let db_err = |source| FeedError::Db {
-            path: db_path.clone(),
-            source,
-        };
-        let conn = schema::open_ro(&db_path)?;
+    let db_err = |source| FeedError::Db {
+        path: db_path.clone(),
+        source,
+    };
+    // Before anything is read: a cursor from another store would point at
+    // other files and rows, or silently past the new ones.
+    let conn = if db_path.exists() {
+        Some(schema::open_ro(&db_path)?)
+    } else {
+        None
+    };
+    if let Some(conn) = &conn {
+        let now = schema::store_identity(conn).map_err(db_err)?;
+        if cursor.store != 0 && cursor.store != now {
+            return Err(FeedError::StoreReplaced {
+                was: cursor.store,
+                now,
+            });
+        }
+        page.next.store = now;
+    }
+    read_events(data_dir, cursor, limits.event_bytes, &mut page)?;
+    if let Some(conn) = conn {
         let full_messages;
         let full_sightings;
         (page.messages, full_messages) =

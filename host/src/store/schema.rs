@@ -34,8 +34,12 @@ const M3_PACKS: &str = include_str!("migrations/0003_packs.sql");
 /// Version 4: the journal position (table `journal`).
 const M4_JOURNAL: &str = include_str!("migrations/0004_journal.sql");
 
+/// Version 5: the store's identity (table `store`), for a collector's
+/// cursors.
+const M5_STORE_ID: &str = include_str!("migrations/0005_store_id.sql");
+
 /// Every migration, in order. `MIGRATIONS[i]` takes `user_version` i to i+1.
-pub const MIGRATIONS: &[&str] = &[M1_TABLES, M2_INDEXES, M3_PACKS, M4_JOURNAL];
+pub const MIGRATIONS: &[&str] = &[M1_TABLES, M2_INDEXES, M3_PACKS, M4_JOURNAL, M5_STORE_ID];
 
 /// The schema version this binary writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -188,4 +192,10 @@ fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
+}
+
+/// The store's identity: a random non-zero number drawn when the store was
+/// made (migration 5).
+pub(super) fn store_identity(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT identity FROM store WHERE id = 1", [], |r| r.get(0))
 }

@@ -1876,6 +1876,42 @@ async fn the_feed_hands_out_every_event_once_across_rotations() {
     store.close().await;
 }
 
+/// A cursor carries the identity of the store it was made on: another
+/// store (a sensor's data directory replaced) refuses it before anything is
+/// read, while the store it came from, closed and opened again, keeps its
+/// identity and serves the cursor on.
+#[tokio::test]
+async fn the_feed_refuses_a_cursor_made_on_another_store() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let mut identities = Vec::new();
+    for dir in [&first, &second] {
+        let store = CaptureStore::open(config(dir.path())).unwrap();
+        store.record(event("telnet.command", "S1", json!({"line": "enable"})));
+        store.flush().await.unwrap();
+        store.close().await;
+        let page = read_page(dir.path(), &FeedCursor::default(), FeedLimits::default()).unwrap();
+        assert_eq!(page.events.len(), 1);
+        assert_ne!(page.next.store, 0);
+        identities.push(page.next);
+    }
+    assert_ne!(identities[0].store, identities[1].store);
+    match read_page(second.path(), &identities[0], FeedLimits::default()) {
+        Err(e @ FeedError::StoreReplaced { .. }) => {
+            assert!(e.to_string().contains("--start-over"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Reopened, the first store is the same store: its cursor goes on.
+    let store = CaptureStore::open(config(first.path())).unwrap();
+    store.record(event("telnet.command", "S2", json!({"line": "show"})));
+    store.flush().await.unwrap();
+    let page = read_page(first.path(), &identities[0], FeedLimits::default()).unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.next.store, identities[0].store);
+    store.close().await;
+}
+
 /// A message's meta pairs, rebuilt from its row by the feed, make the same
 /// row again: repeated single-valued keys, an unparsable probe, unknown
 /// keys and the recipients' order included.
