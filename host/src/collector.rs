@@ -137,10 +137,15 @@ struct State {
 pub struct PassRecord {
     /// When the last pass over this sensor ended (RFC 3339 UTC).
     pub at: String,
-    /// When a pass last ended without an error; `None` if none has yet.
+    /// When a pass last pulled the sensor whole: no error, and not stopped
+    /// at its page limit with more to read. `None` if none has yet.
     pub last_ok: Option<String>,
     /// Why the last pass stopped early, if it did.
     pub error: Option<String>,
+    /// The last pass stopped at its page limit with more to pull: the
+    /// collector is catching up, or cannot keep up.
+    #[serde(default)]
+    pub behind: bool,
 }
 
 /// The pass records of a collector's data directory (read-only; the
@@ -223,7 +228,7 @@ impl Collector {
                     tracing::warn!(sensor = %entry.name, error = %e, "pull stopped");
                     pulled.error = Some(e.to_string());
                 }
-                if let Err(e) = shared.record_pass(&entry.name, pulled.error.clone()) {
+                if let Err(e) = shared.record_pass(&entry.name, &pulled) {
                     tracing::warn!(sensor = %entry.name, error = %e, "pass not recorded");
                 }
                 (i, pulled)
@@ -505,15 +510,16 @@ impl Shared {
     }
 
     /// Note how a sensor's pass ended and save the state.
-    fn record_pass(&self, sensor: &str, error: Option<String>) -> Result<(), CollectError> {
+    fn record_pass(&self, sensor: &str, pulled: &Pulled) -> Result<(), CollectError> {
         let mut state = self.state();
         let now = crate::store::format_ts(&chrono::Utc::now());
         let record = state.passes.entry(sensor.to_owned()).or_default();
         record.at = now.clone();
-        if error.is_none() {
+        if pulled.error.is_none() && !pulled.behind {
             record.last_ok = Some(now);
         }
-        record.error = error;
+        record.error = pulled.error.clone();
+        record.behind = pulled.behind;
         self.write_state(&state)
     }
 
@@ -664,6 +670,29 @@ mod tests {
     fn fleet(addr: std::net::SocketAddr) -> Fleet {
         let text = format!("[[sensor]]\nname = \"sensor-a\"\nadmin = \"{addr}\"\ntoken = \"t\"\n");
         Fleet::parse(&text, Path::new("fleet.toml")).unwrap()
+    }
+
+    /// A sensor that always has more stops the pass at its page limit: the
+    /// pass ends (no error), says it is behind, and is not recorded as a
+    /// whole pull, so `fleet --collector` sees a collector that cannot keep
+    /// up once its last whole pull grows old.
+    #[tokio::test]
+    async fn a_pass_stopped_at_its_page_limit_is_behind_not_whole() {
+        let mut endless = page("", 0);
+        endless["events"] = json!([]);
+        endless["messages"] = json!([]);
+        endless["more"] = json!(true);
+        let addr = fake_sensor(endless, None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut collector = Collector::open(dir.path()).unwrap();
+        let pulled = collector.pull_all(&fleet(addr)).await;
+        assert!(pulled[0].behind, "{pulled:?}");
+        assert_eq!(pulled[0].error, None);
+        collector.close().await;
+        let pass = &read_passes(dir.path()).unwrap()["sensor-a"];
+        assert!(pass.behind, "{pass:?}");
+        assert_eq!(pass.last_ok, None, "{pass:?}");
+        assert!(!pass.at.is_empty());
     }
 
     /// A body that does not match its digest is refused before anything of

@@ -240,16 +240,23 @@ pub fn assess_pulls(
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| (now - t.to_utc()).num_milliseconds() as f64 / 1000.0);
         h.pulled_secs_ago = age;
+        // A pass that stopped at its page limit did not pull it whole: a
+        // collector that cannot keep up shows here once it is too far behind.
+        let behind = if pass.behind {
+            "; its last pass stopped with more to pull"
+        } else {
+            ""
+        };
         match age {
             Some(a) if a > fleet.max_pull_age_secs => h.problems.push(format!(
-                "last pulled whole {} ago (more than {} s): its captures are not in the reports",
+                "last pulled whole {} ago (more than {} s): its captures are not in the reports{behind}",
                 human_age(a),
                 fleet.max_pull_age_secs
             )),
             Some(_) => {}
             None => h
                 .problems
-                .push("the collector has never pulled it without an error".into()),
+                .push(format!("the collector has never pulled it whole{behind}")),
         }
     }
 }
@@ -422,10 +429,17 @@ mod tests {
     #[test]
     fn the_collectors_passes_are_checked() {
         use crate::collector::PassRecord;
-        let text = ["fresh", "never", "failing", "stale"]
-            .iter()
-            .map(|n| format!("[[sensor]]\nname = \"{n}\"\nadmin = \"127.0.0.1:1\"\n"))
-            .collect::<String>();
+        let text = [
+            "fresh",
+            "never",
+            "failing",
+            "stale",
+            "lagging",
+            "catching-up",
+        ]
+        .iter()
+        .map(|n| format!("[[sensor]]\nname = \"{n}\"\nadmin = \"127.0.0.1:1\"\n"))
+        .collect::<String>();
         let f = Fleet::parse(&text, Path::new("fleet.toml")).unwrap();
         let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
             .unwrap()
@@ -434,6 +448,11 @@ mod tests {
             at: at.into(),
             last_ok: last_ok.map(Into::into),
             error: error.map(Into::into),
+            behind: false,
+        };
+        let behind = |at: &str, last_ok: Option<&str>| PassRecord {
+            behind: true,
+            ..pass(at, last_ok, None)
         };
         let passes = [
             (
@@ -460,6 +479,13 @@ mod tests {
                     None,
                 ),
             ),
+            // Its passes keep stopping at the page limit: pulled often,
+            // never whole since 08:00.
+            (
+                "lagging",
+                behind("2026-11-28T11:59:00.000Z", Some("2026-11-28T08:00:00.000Z")),
+            ),
+            ("catching-up", behind("2026-11-28T11:59:00.000Z", None)),
         ]
         .into_iter()
         .map(|(n, p)| (n.to_string(), p))
@@ -475,6 +501,16 @@ mod tests {
             health[3].problems[0].contains("3h00m ago"),
             "{:?}",
             health[3].problems
+        );
+        assert_eq!(
+            health[4].problems,
+            [
+                "last pulled whole 4h00m ago (more than 3600 s): its captures are not in the reports; its last pass stopped with more to pull"
+            ]
+        );
+        assert_eq!(
+            health[5].problems,
+            ["the collector has never pulled it whole; its last pass stopped with more to pull"]
         );
     }
 }
