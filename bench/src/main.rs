@@ -17,11 +17,12 @@
 //!   SMTP emulator) against direct SMTP, driven by `spampot-loadgen`.
 //! - `native`: each plugin as a component against the same code linked
 //!   natively, in the same host loop (sessions/s, messages/s, and the
-//!   sensor's CPU per session).
+//!   sensor's CPU per session): SMTP direct, through HTTP CONNECT, SOCKS5
+//!   and Sobig.F's proxy, MyDoom uploads, and the HTTP proxy's judge GET.
 //! - `session-cost`: one proxy-judge session in-process, no sockets,
 //!   component against native, split by step: the sandbox's own cost.
 //! - `serve [component|native]`: one sensor of the `native` benchmark
-//!   (SMTP and http-proxy listeners), left running until stdin closes, so
+//!   (a listener per plugin), left running until stdin closes, so
 //!   that `perf` can watch one side alone under an outside load generator.
 //! - `all`: every one, then a summary with the targets.
 
@@ -766,52 +767,85 @@ async fn spliced() -> Result<()> {
     Ok(())
 }
 
-/// One in-process sensor of the `native` benchmark: its server, data
-/// directory, SMTP and HTTP proxy addresses.
-type BenchSensor = (
-    Arc<spampot::Server>,
-    tempfile::TempDir,
-    SocketAddr,
-    SocketAddr,
-);
+/// One in-process sensor of the `native` benchmark: its server, its data
+/// directory, and a listener per plugin.
+struct BenchSensor {
+    server: Arc<spampot::Server>,
+    _dir: tempfile::TempDir,
+    /// Each listener's address, by the load generator's flag for it.
+    addrs: Vec<(&'static str, SocketAddr)>,
+}
 
-/// Start a sensor with SMTP and http-proxy listeners, as components or
-/// with those plugins linked natively.
+impl BenchSensor {
+    fn addr(&self, flag: &str) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map(|(_, addr)| *addr)
+            .expect("a listener for every flag the mixes use")
+    }
+}
+
+/// The sensor's plugins, each on a listener (the load generator's flag for
+/// it, the plugin's name).
+const BENCH_LISTENERS: [(&str, &str); 5] = [
+    ("smtp", "smtp"),
+    ("http", "http-proxy"),
+    ("socks", "socks"),
+    ("mydoom", "mydoom"),
+    ("sobig", "sobig"),
+];
+
+/// Start a sensor with a listener for each of the sensor's plugins, as
+/// components or with every plugin linked natively.
 async fn start_bench_sensor(native: bool) -> Result<BenchSensor> {
     use spampot::native::{Native, NativeFactory};
     let natives: Vec<Arc<dyn NativeFactory>> = vec![
         Native::<smtp::Smtp>::factory(),
         Native::<http_proxy::HttpProxy>::factory(),
         Native::<socks::SocksProxy>::factory(),
+        Native::<mydoom::MyDoom>::factory(),
+        Native::<sobig::Sobig>::factory(),
     ];
     let dir = tempfile::tempdir()?;
-    let (smtp_port, http_port) = (free_port()?, free_port()?);
-    let text = format!(
-        "plugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[limits]\nmax_sessions_per_ip = 1000000\n\
-         [[listener]]\nport = {smtp_port}\nplugin = \"smtp\"\nbind = \"127.0.0.1\"\n\
-         [[listener]]\nport = {http_port}\nplugin = \"http-proxy\"\nbind = \"127.0.0.1\"\n\
-         [splice]\n25 = \"smtp\"\n",
+    let mut text = format!(
+        "plugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[limits]\nmax_sessions_per_ip = 1000000\n[splice]\n25 = \"smtp\"\n",
         plugin_path("smtp")?.parent().unwrap_or(Path::new(".")),
         dir.path().join("data"),
     );
+    let mut addrs = Vec::new();
+    for (flag, plugin) in BENCH_LISTENERS {
+        let port = free_port()?;
+        text.push_str(&format!(
+            "[[listener]]\nport = {port}\nplugin = \"{plugin}\"\nbind = \"127.0.0.1\"\n"
+        ));
+        addrs.push((flag, SocketAddr::from(([127, 0, 0, 1], port))));
+    }
     let config = spampot::Config::parse(&text, Path::new("bench.toml"))?;
     let server = if native {
         spampot::Server::start_native(config, natives).await?
     } else {
         spampot::Server::start(config).await?
     };
-    let smtp: SocketAddr = format!("127.0.0.1:{smtp_port}").parse()?;
-    let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
-    Ok((server, dir, smtp, http))
+    Ok(BenchSensor {
+        server,
+        _dir: dir,
+        addrs,
+    })
 }
 
 /// One sensor of the `native` benchmark until stdin closes (for `perf -p`).
 async fn serve(native: bool) -> Result<()> {
-    let (server, _dir, smtp, http) = start_bench_sensor(native).await?;
-    println!("pid {} smtp {smtp} http {http}", std::process::id());
+    let sensor = start_bench_sensor(native).await?;
+    let listeners: Vec<String> = sensor
+        .addrs
+        .iter()
+        .map(|(flag, addr)| format!("{flag} {addr}"))
+        .collect();
+    println!("pid {} {}", std::process::id(), listeners.join(" "));
     tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
         .await??;
-    server.shutdown(Duration::from_secs(2)).await;
+    sensor.server.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }
 
@@ -823,27 +857,33 @@ async fn native(judge_only: bool) -> Result<()> {
     for native in [false, true] {
         sensors.push(start_bench_sensor(native).await?);
     }
+    // Every plugin of the sensor, each where the seed saw it used.
     let mut mixes: Vec<(&str, &str, &str)> = vec![
         ("direct SMTP", "smtp", "smtp=1"),
         ("HTTP CONNECT → SMTP", "http", "http-connect=1"),
+        ("SOCKS5 CONNECT → SMTP", "socks", "socks5=1"),
+        ("Sobig.F CONNECT → SMTP", "sobig", "sobig=1"),
+        ("MyDoom upload, stored", "mydoom", "mydoom=1"),
         // Nothing stored: the sandbox's own cost, not the disk's.
         ("HTTP judge GET, nothing stored", "http", "judge=1"),
     ];
     if judge_only {
-        mixes.drain(..2);
+        mixes.retain(|(_, _, mix)| *mix == "judge=1");
     }
     let names: Vec<&str> = mixes.iter().map(|(name, _, _)| *name).collect();
-    let targets: Vec<(SocketAddr, SocketAddr)> = sensors.iter().map(|s| (s.2, s.3)).collect();
+    let targets: Vec<Vec<SocketAddr>> = sensors
+        .iter()
+        .map(|s| mixes.iter().map(|(_, flag, _)| s.addr(flag)).collect())
+        .collect();
     let rounds = tokio::task::spawn_blocking(move || -> Result<Vec<Vec<(Rates, Rates)>>> {
         let mut per_mix = Vec::new();
-        for (_, flag, mix) in &mixes {
+        for (m, (_, flag, mix)) in mixes.iter().enumerate() {
             let mut rounds = Vec::new();
             for round in 0..ROUNDS {
                 // Component first, then native first in the next round.
                 let mut pair = [None, None];
                 for i in [round % 2, 1 - round % 2] {
-                    let (smtp, http) = targets[i];
-                    let addr = if *flag == "smtp" { smtp } else { http };
+                    let addr = targets[i][m];
                     pair[i] = Some(drive_in_process(&[(flag, addr)], mix, SECONDS)?);
                 }
                 let [Some(c), Some(n)] = pair else {
@@ -856,8 +896,8 @@ async fn native(judge_only: bool) -> Result<()> {
         Ok(per_mix)
     })
     .await??;
-    for (server, _dir, _, _) in sensors {
-        server.shutdown(Duration::from_secs(2)).await;
+    for sensor in sensors {
+        sensor.server.shutdown(Duration::from_secs(2)).await;
     }
     for (name, rounds) in names.into_iter().zip(rounds) {
         let ((c, n), all) = median_round(&rounds, |(c, n)| c.sessions_per_s / n.sessions_per_s);
