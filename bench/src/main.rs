@@ -320,7 +320,13 @@ async fn start_sensor_with(extra: &[(u16, &str)]) -> Result<Sensor> {
         bail!("{} is missing: run `just build` first", bin.display());
     }
     let dir = tempfile::tempdir()?;
-    let port = free_port()?;
+    // Not one of the extra listeners' ports, picked before this one.
+    let port = loop {
+        let port = free_port()?;
+        if extra.iter().all(|(other, _)| *other != port) {
+            break port;
+        }
+    };
     let mut config = format!(
         // Every client is 127.0.0.1: lift only the per-address cap.
         "sensor = \"bench\"\nplugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[limits]\nmax_sessions_per_ip = 1000000\n[[listener]]\nport = {port}\nplugin = \"smtp\"\nbind = \"127.0.0.1\"\n",
@@ -361,6 +367,16 @@ async fn start_sensor_with(extra: &[(u16, &str)]) -> Result<Sensor> {
 fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+/// `n` distinct free loopback ports. Each is held until all are picked: one
+/// `free_port` after another, the kernel handed out the same port twice in
+/// five, and the sensor refused its config.
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 /// Open a connection and wait for the SMTP banner: the session's sandbox exists.
@@ -729,7 +745,8 @@ fn drive(targets: &[(&str, SocketAddr)], mix: &str, seconds: u32) -> Result<(f64
 
 /// Spliced paths (HTTP CONNECT, SOCKS5) against direct SMTP.
 async fn spliced() -> Result<()> {
-    let (http_port, socks_port) = (free_port()?, free_port()?);
+    let ports = free_ports(2)?;
+    let (http_port, socks_port) = (ports[0], ports[1]);
     let sensor = start_sensor_with(&[(http_port, "http-proxy"), (socks_port, "socks")]).await?;
     let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
     let socks: SocketAddr = format!("127.0.0.1:{socks_port}").parse()?;
@@ -816,8 +833,10 @@ async fn start_bench_sensor(native: bool) -> Result<BenchSensor> {
         dir.path().join("data"),
     );
     let mut addrs = Vec::new();
-    for (flag, plugin) in BENCH_LISTENERS {
-        let port = free_port()?;
+    for ((flag, plugin), port) in BENCH_LISTENERS
+        .into_iter()
+        .zip(free_ports(BENCH_LISTENERS.len())?)
+    {
         text.push_str(&format!(
             "[[listener]]\nport = {port}\nplugin = \"{plugin}\"\nbind = \"127.0.0.1\"\n"
         ));
