@@ -294,7 +294,10 @@ fn rss_kib(pid: u32) -> Result<u64> {
 struct Sensor {
     child: Child,
     _dir: tempfile::TempDir,
+    /// The SMTP listener.
     addr: SocketAddr,
+    /// The extra listeners, in the order asked for.
+    extra: Vec<SocketAddr>,
 }
 
 impl Drop for Sensor {
@@ -310,8 +313,9 @@ async fn start_sensor() -> Result<Sensor> {
 }
 
 /// Start the release binary with an SMTP listener (its address is
-/// `Sensor::addr`) and `extra` listeners (port, plugin) on 127.0.0.1.
-async fn start_sensor_with(extra: &[(u16, &str)]) -> Result<Sensor> {
+/// `Sensor::addr`) and a listener for each of the `extra` plugins
+/// (`Sensor::extra`), on 127.0.0.1.
+async fn start_sensor_with(extra: &[&str]) -> Result<Sensor> {
     // Another build of the sensor, for A/B runs against this one.
     let bin = std::env::var_os("SPAMPOT_BENCH_SENSOR")
         .map(PathBuf::from)
@@ -320,20 +324,15 @@ async fn start_sensor_with(extra: &[(u16, &str)]) -> Result<Sensor> {
         bail!("{} is missing: run `just build` first", bin.display());
     }
     let dir = tempfile::tempdir()?;
-    // Not one of the extra listeners' ports, picked before this one.
-    let port = loop {
-        let port = free_port()?;
-        if extra.iter().all(|(other, _)| *other != port) {
-            break port;
-        }
-    };
+    let ports = free_ports(1 + extra.len())?;
+    let port = ports[0];
     let mut config = format!(
         // Every client is 127.0.0.1: lift only the per-address cap.
         "sensor = \"bench\"\nplugin_dir = {:?}\ndata_dir = {:?}\n[admin]\nenabled = false\n[limits]\nmax_sessions_per_ip = 1000000\n[[listener]]\nport = {port}\nplugin = \"smtp\"\nbind = \"127.0.0.1\"\n",
         plugin_path("smtp")?.parent().unwrap_or(Path::new(".")),
         dir.path().join("data"),
     );
-    for (port, plugin) in extra {
+    for (port, plugin) in ports[1..].iter().zip(extra) {
         config.push_str(&format!(
             "[[listener]]\nport = {port}\nplugin = \"{plugin}\"\nbind = \"127.0.0.1\"\n"
         ));
@@ -361,6 +360,10 @@ async fn start_sensor_with(extra: &[(u16, &str)]) -> Result<Sensor> {
         child,
         _dir: dir,
         addr,
+        extra: ports[1..]
+            .iter()
+            .map(|&port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .collect(),
     })
 }
 
@@ -745,11 +748,8 @@ fn drive(targets: &[(&str, SocketAddr)], mix: &str, seconds: u32) -> Result<(f64
 
 /// Spliced paths (HTTP CONNECT, SOCKS5) against direct SMTP.
 async fn spliced() -> Result<()> {
-    let ports = free_ports(2)?;
-    let (http_port, socks_port) = (ports[0], ports[1]);
-    let sensor = start_sensor_with(&[(http_port, "http-proxy"), (socks_port, "socks")]).await?;
-    let http: SocketAddr = format!("127.0.0.1:{http_port}").parse()?;
-    let socks: SocketAddr = format!("127.0.0.1:{socks_port}").parse()?;
+    let sensor = start_sensor_with(&["http-proxy", "socks"]).await?;
+    let (http, socks) = (sensor.extra[0], sensor.extra[1]);
     let smtp = sensor.addr;
     let rounds = tokio::task::spawn_blocking(move || -> Result<Vec<(f64, f64, f64)>> {
         (0..ROUNDS)
