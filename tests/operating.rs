@@ -475,17 +475,8 @@ async fn fleet_names_a_down_sensor_and_a_misnamed_one() {
         path
     };
     let fleet = |path: &std::path::Path, json: bool| {
-        let mut cmd = std::process::Command::new(spampot_blackbox::spampot_bin());
-        cmd.arg("fleet").arg("--sensors").arg(path);
-        if json {
-            cmd.arg("--json");
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let args: &[&std::ffi::OsStr] = if json { &["--json".as_ref()] } else { &[] };
+        over_fleet("fleet", path, args)
     };
 
     // Healthy: exit 0. (Test sensors all call themselves "test".)
@@ -553,26 +544,36 @@ fn message_rows(data: &std::path::Path) -> Vec<serde_json::Value> {
     without_ids(spampot_blackbox::messages(data))
 }
 
+/// `spampot COMMAND --sensors FLEET ARGS…`: its exit status, standard
+/// output and standard error.
+fn over_fleet(
+    command: &str,
+    fleet: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(spampot_blackbox::spampot_bin())
+        .arg(command)
+        .arg("--sensors")
+        .arg(fleet)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `spampot collect`: its exit status and all it printed.
 fn collect(
     fleet: &std::path::Path,
     central: &std::path::Path,
     extra: &[&std::ffi::OsStr],
 ) -> (Option<i32>, String) {
-    let out = std::process::Command::new(spampot_blackbox::spampot_bin())
-        .arg("collect")
-        .arg("--sensors")
-        .arg(fleet)
-        .arg("--data")
-        .arg(central)
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    let args = [&["--data".as_ref(), central.as_os_str()][..], extra].concat();
+    let (code, stdout, stderr) = over_fleet("collect", fleet, &args);
+    (code, stdout + &stderr)
 }
 
 /// `spampot fleet --collector`: its exit status and what it printed.
@@ -580,18 +581,12 @@ fn fleet_with_collector(
     fleet: &std::path::Path,
     central: &std::path::Path,
 ) -> (Option<i32>, String) {
-    let out = std::process::Command::new(spampot_blackbox::spampot_bin())
-        .arg("fleet")
-        .arg("--sensors")
-        .arg(fleet)
-        .arg("--collector")
-        .arg(central)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (code, stdout, _) = over_fleet(
+        "fleet",
+        fleet,
+        &["--collector".as_ref(), central.as_os_str()],
+    );
+    (code, stdout)
 }
 
 /// `spampot collect`: two sensors' captures pulled into one data directory.
