@@ -231,7 +231,8 @@ async fn status_and_metrics_answer_every_field_and_a_token_guards_them() {
     let mut c = Client::connect(sensor.addr(25)).await;
     c.read_until("\r\n").await;
 
-    let denied = spampot::ctl::request(admin, "GET", "/status", None).await;
+    let denied =
+        spampot::ctl::request(spampot::ctl::Endpoint::plain(admin), "GET", "/status", None).await;
     assert!(
         matches!(
             denied,
@@ -239,9 +240,14 @@ async fn status_and_metrics_answer_every_field_and_a_token_guards_them() {
         ),
         "{denied:?}"
     );
-    let status = spampot::ctl::request(admin, "GET", "/status", Some("s3cret"))
-        .await
-        .unwrap();
+    let status = spampot::ctl::request(
+        spampot::ctl::Endpoint::plain(admin),
+        "GET",
+        "/status",
+        Some("s3cret"),
+    )
+    .await
+    .unwrap();
     for key in [
         "version",
         "sensor",
@@ -292,9 +298,14 @@ async fn status_and_metrics_answer_every_field_and_a_token_guards_them() {
     }
     assert!(status["clock"]["unix_ms"].as_i64().unwrap() > 1_700_000_000_000);
 
-    let metrics = spampot::ctl::request(admin, "GET", "/metrics", Some("s3cret"))
-        .await
-        .unwrap();
+    let metrics = spampot::ctl::request(
+        spampot::ctl::Endpoint::plain(admin),
+        "GET",
+        "/metrics",
+        Some("s3cret"),
+    )
+    .await
+    .unwrap();
     let metrics = metrics.as_str().unwrap();
     for name in [
         "spampot_sessions_total 1",
@@ -776,7 +787,13 @@ async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
     let addr = guarded_admin.addr;
     let bodies = |query: String| async move {
         let path = format!("/feed/bodies?sha256={query}");
-        spampot::ctl::request(addr, "GET", &path, Some("s3cret")).await
+        spampot::ctl::request(
+            spampot::ctl::Endpoint::plain(addr),
+            "GET",
+            &path,
+            Some("s3cret"),
+        )
+        .await
     };
     let answer = bodies(format!("{stored},{unknown}")).await.unwrap();
     assert!(answer["bodies"][&stored].is_string(), "{answer}");
@@ -861,6 +878,78 @@ async fn collect_start_over_pulls_a_reinstalled_sensor_from_its_beginning() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(message_rows(&central).len(), 3);
     new.stop().await;
+}
+
+/// `[admin] tls`: the sensor makes its key pair at first start and speaks
+/// HTTPS only. `status`, `ctl`, `fleet` and `collect` reach it given its
+/// certificate's fingerprint; another fingerprint is refused before the
+/// token is sent, and plain HTTP gets a hint instead of a garbled answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_over_tls_answers_only_to_the_pinned_certificate() {
+    let (admin, smtp) = (free_port(), free_port());
+    let config = sensor_config(admin, &[(smtp, "smtp")], "token = \"s3cret\"\ntls = true\n");
+    let sensor = SensorProcess::start(&["smtp"], &config, addr(smtp)).await;
+    wait_listening(addr(admin)).await;
+    send_message(addr(smtp), "pulled over tls", 2).await;
+    // Read back from the pair the sensor made (both files exist: nothing
+    // new is made here).
+    let pin = spampot::tls::server_identity(&sensor.data(), None)
+        .unwrap()
+        .fingerprint
+        .to_string();
+    let admin_arg = format!("127.0.0.1:{admin}");
+    let status = |fingerprint: Option<&str>| {
+        let mut args = vec!["status", "--admin", &admin_arg, "--token", "s3cret"];
+        if let Some(fp) = fingerprint {
+            args.extend(["--tls-fingerprint", fp]);
+        }
+        sensor.cli(&args)
+    };
+    let (ok, out) = status(Some(&pin));
+    assert!(ok && out.contains("messages 1"), "{out}");
+    let other = format!("sha256:{}", "0".repeat(64));
+    let (ok, out) = status(Some(&other));
+    assert!(!ok && out.contains("not the pinned"), "{out}");
+    let (ok, out) = status(None);
+    assert!(!ok && out.contains("--tls-fingerprint"), "{out}");
+    let (ok, out) = status(Some("sha256:abc"));
+    assert!(
+        !ok && out.contains("not a certificate fingerprint"),
+        "{out}"
+    );
+    let (ok, out) = sensor.cli(&[
+        "ctl",
+        "--admin",
+        &admin_arg,
+        "--token",
+        "s3cret",
+        "--tls-fingerprint",
+        &pin,
+        "list",
+    ]);
+    assert!(ok && out.contains("smtp"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let central = dir.path().join("central");
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "min_free_disk_bytes = 0\n[[sensor]]\nname = \"op\"\nadmin = \"{admin_arg}\"\ntoken = \"s3cret\"\ntls_fingerprint = \"{pin}\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = over_fleet("fleet", &fleet, &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // The feed serves what the sensor has indexed (within 250 ms).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while message_rows(&sensor.data()).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, out) = collect(&fleet, &central, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(message_rows(&central), message_rows(&sensor.data()));
+    assert_eq!(message_rows(&central).len(), 1);
 }
 
 /// The dashboard in a real browser: headless Chromium loads `/`, its

@@ -1,7 +1,8 @@
 //! The admin HTTP server: a dashboard page, `/status` as JSON, `/metrics`
 //! in Prometheus text format, and the control endpoints behind
 //! `spampot ctl`. Bound to loopback by default; when a token is configured
-//! every request must carry it (`Authorization: Bearer TOKEN`).
+//! every request must carry it (`Authorization: Bearer TOKEN`). With
+//! `[admin] tls` it speaks HTTPS only (see [`crate::tls`]).
 //!
 //! | method and path | what |
 //! | --- | --- |
@@ -19,6 +20,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -27,8 +29,9 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::server::TlsStream;
 
 use base64::Engine as _;
 
@@ -45,11 +48,13 @@ struct Admin {
 
 type Shared = State<Arc<Admin>>;
 
-/// Serve the admin API on `addr` until `stop` turns true.
+/// Serve the admin API on `addr` until `stop` turns true; over TLS when
+/// `tls` is given (see [`crate::tls`]).
 pub async fn serve(
     server: Arc<Server>,
     addr: SocketAddr,
     token: Option<String>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
@@ -77,14 +82,99 @@ pub async fn serve(
                 }
             }
         };
-        if let Err(err) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
+        let served = match tls {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            Some(config) => {
+                axum::serve(TlsListener::new(listener, config), app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        };
+        if let Err(err) = served {
             tracing::error!(error = %err, "admin server failed");
         }
     });
     Ok(local)
+}
+
+/// A client gets this long to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes under way at once: a flood of half-open handshakes costs a
+/// bounded amount of memory and leaves the served connections alone.
+const MAX_HANDSHAKES: usize = 64;
+
+/// Accepted connections after their TLS handshake. Handshakes run in their
+/// own tasks, so that one slow client does not hold up the next accept.
+struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> TlsListener {
+        let local = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (tx, ready) = mpsc::channel(MAX_HANDSHAKES);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    // axum dropped the listener: the server has stopped.
+                    _ = tx.closed() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let (tcp, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        // Out of descriptors, most likely: wait, do not spin.
+                        tracing::warn!(error = %err, "admin accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, error = %err, "admin TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        TlsListener { ready, local }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(ready) => ready,
+            // The accept task ended; axum stops calling once shut down.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
 }
 
 /// With a token configured, every request must present it.

@@ -290,9 +290,15 @@ impl Shared {
                 .copied()
                 .unwrap_or_default();
             let path = format!("/feed?{}", cursor.query());
-            let answer =
-                ctl::request_bounded(entry.admin, "GET", &path, token, MAX_PAGE_BYTES, TIMEOUT)
-                    .await?;
+            let answer = ctl::request_bounded(
+                entry.endpoint(),
+                "GET",
+                &path,
+                token,
+                MAX_PAGE_BYTES,
+                TIMEOUT,
+            )
+            .await?;
             let Some(got) = answer
                 .get("sensor")
                 .and_then(|s| s.as_str())
@@ -455,7 +461,7 @@ impl Shared {
             }
             let path = format!("/feed/bodies?sha256={}", batch.join(","));
             let answer = ctl::request_bounded(
-                entry.admin,
+                entry.endpoint(),
                 "GET",
                 &path,
                 entry.token.as_deref(),

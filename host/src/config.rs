@@ -223,6 +223,14 @@ pub struct Admin {
     /// Bearer token for the control endpoints. Required when `bind` is not
     /// a loopback address (a collector pulling `/status` remotely).
     pub token: Option<String>,
+    /// Serve HTTPS only. Off by default: loopback needs no encryption, and
+    /// a remote API is often reached over SSH or a VPN already. Without
+    /// `tls_cert`, the sensor makes a self-signed pair in
+    /// `DATA/admin-tls/` on first start; clients pin its fingerprint.
+    pub tls: bool,
+    /// The operator's own certificate chain and key (PEM), instead.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Admin {
@@ -231,6 +239,9 @@ impl Default for Admin {
             bind: "127.0.0.1:8025".parse().expect("valid literal"),
             enabled: true,
             token: None,
+            tls: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -371,6 +382,26 @@ impl Config {
                     self.admin.bind
                 ),
             ));
+        }
+        match (&self.admin.tls_cert, &self.admin.tls_key, self.admin.tls) {
+            (Some(_), Some(_), true) | (None, None, _) => {}
+            (Some(_), Some(_), false) => {
+                let offset = text.find("tls_cert").unwrap_or(0);
+                return Err(invalid(
+                    offset,
+                    "admin.tls".into(),
+                    "tls_cert and tls_key are set but tls is not: add tls = true".into(),
+                ));
+            }
+            (Some(_), None, _) | (None, Some(_), _) => {
+                let offset = text.find("tls_").unwrap_or(0);
+                return Err(invalid(
+                    offset,
+                    "admin.tls_cert".into(),
+                    "tls_cert and tls_key go together: set both, or neither for a generated pair"
+                        .into(),
+                ));
+            }
         }
         if l.max_plugin_memory < 1 << 20 {
             let offset = text.find("max_plugin_memory").unwrap_or(0);
@@ -582,6 +613,19 @@ mod tests {
             "{err}"
         );
         assert!(parse("[admin]\nbind = \"0.0.0.0:8025\"\ntoken = \"s3cret\"\n").is_ok());
+    }
+
+    #[test]
+    fn a_certificate_needs_its_key_and_tls_on() {
+        let err = parse("[admin]\ntls = true\ntls_cert = \"a.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("go together"), "{err}");
+        let err = parse("[admin]\ntls_cert = \"a.pem\"\ntls_key = \"k.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("add tls = true"), "{err}");
+        assert!(parse("[admin]\ntls = true\n").is_ok());
     }
 
     #[test]

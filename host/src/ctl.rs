@@ -1,13 +1,38 @@
 //! The client side of `spampot ctl`, `status`, `fleet` and `collect`:
-//! one HTTP/1.1 request to a sensor's own admin API. This is the only
-//! outbound connection in the host, made by an operator's command to an
-//! address the operator names; no client session can reach it.
+//! one HTTP/1.1 request to a sensor's own admin API, over TLS when the
+//! sensor's certificate is pinned. This is the only outbound connection in
+//! the host, made by an operator's command to an address the operator
+//! names; no client session can reach it.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::tls::Fingerprint;
+
+/// A sensor's admin API: its address and, when it serves TLS, the
+/// fingerprint of its certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub tls: Option<Fingerprint>,
+}
+
+impl Endpoint {
+    pub fn plain(addr: SocketAddr) -> Endpoint {
+        Endpoint { addr, tls: None }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.addr)
+    }
+}
 
 /// Why a control request failed.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +43,17 @@ pub enum CtlError {
     Connect {
         addr: SocketAddr,
         source: std::io::Error,
+    },
+    #[error(
+        "TLS with the admin API at {addr} failed: {message} (does the sensor serve [admin] tls?)"
+    )]
+    Tls { addr: SocketAddr, message: String },
+    #[error(
+        "the admin API at {addr} {mismatch}: another host, or the sensor's key pair was replaced (it logs its fingerprint at start)"
+    )]
+    WrongCertificate {
+        addr: SocketAddr,
+        mismatch: crate::tls::PinMismatch,
     },
     #[error("the admin API at {0} did not answer in time")]
     Timeout(SocketAddr),
@@ -38,39 +74,67 @@ const MAX_ANSWER_BYTES: u64 = 4 << 20;
 /// Send `method path` to the admin API and return the JSON body of a 2xx
 /// answer; other answers become [`CtlError::Refused`] with the API's message.
 pub async fn request(
-    addr: SocketAddr,
+    endpoint: Endpoint,
     method: &str,
     path: &str,
     token: Option<&str>,
 ) -> Result<serde_json::Value, CtlError> {
-    request_bounded(addr, method, path, token, MAX_ANSWER_BYTES, TIMEOUT).await
+    request_bounded(endpoint, method, path, token, MAX_ANSWER_BYTES, TIMEOUT).await
 }
 
 /// [`request`] with another cap on the answer's size and time: a page of
 /// the feed or a captured body is larger than a control answer.
 pub async fn request_bounded(
-    addr: SocketAddr,
+    endpoint: Endpoint,
     method: &str,
     path: &str,
     token: Option<&str>,
     max_bytes: u64,
     timeout: Duration,
 ) -> Result<serde_json::Value, CtlError> {
-    tokio::time::timeout(timeout, exchange(addr, method, path, token, max_bytes))
+    let addr = endpoint.addr;
+    let exchange = async {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|source| CtlError::Connect { addr, source })?;
+        let Some(pin) = endpoint.tls else {
+            return exchange(tcp, addr, method, path, token, max_bytes).await;
+        };
+        let connector = tokio_rustls::TlsConnector::from(crate::tls::client_config(pin));
+        // The pin, not the name, identifies the sensor; the address is
+        // what there is to name it by.
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let tls =
+            connector.connect(name, tcp).await.map_err(
+                |e| match crate::tls::PinMismatch::within(&e) {
+                    Some(m) => CtlError::WrongCertificate {
+                        addr,
+                        mismatch: crate::tls::PinMismatch {
+                            presented: m.presented,
+                            pinned: m.pinned,
+                        },
+                    },
+                    None => CtlError::Tls {
+                        addr,
+                        message: e.to_string(),
+                    },
+                },
+            )?;
+        exchange(tls, addr, method, path, token, max_bytes).await
+    };
+    tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| CtlError::Timeout(addr))?
 }
 
-async fn exchange(
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     addr: SocketAddr,
     method: &str,
     path: &str,
     token: Option<&str>,
     max_bytes: u64,
 ) -> Result<serde_json::Value, CtlError> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|source| CtlError::Connect { addr, source })?;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -89,6 +153,13 @@ async fn exchange(
         return Err(CtlError::Protocol(format!(
             "the answer from {addr} is larger than {} MiB: not a spampot admin API?",
             max_bytes >> 20
+        )));
+    }
+    // A TLS record (an alert, 0x15) or silence is what a TLS-only API
+    // answers to plain HTTP.
+    if raw.is_empty() || raw.starts_with(&[0x15, 0x03]) {
+        return Err(CtlError::Protocol(format!(
+            "the admin API at {addr} answered no HTTP; if it serves TLS, pass its certificate's fingerprint (--tls-fingerprint, or tls_fingerprint in the fleet file)"
         )));
     }
     let (status, body) = parse_response(&raw)?;
@@ -177,7 +248,9 @@ mod tests {
             let chunk = vec![b'x'; 64 << 10];
             while s.write_all(&chunk).await.is_ok() {}
         });
-        let err = request(addr, "GET", "/status", None).await.unwrap_err();
+        let err = request(Endpoint::plain(addr), "GET", "/status", None)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("larger than 4 MiB"), "{err}");
     }
 }

@@ -86,6 +86,18 @@ pub struct SensorEntry {
     pub admin: SocketAddr,
     /// Its `[admin] token`, if it has one.
     pub token: Option<String>,
+    /// The fingerprint of its certificate when it serves `[admin] tls`
+    /// (the sensor logs it at start); the API is then reached over HTTPS.
+    pub tls_fingerprint: Option<crate::tls::Fingerprint>,
+}
+
+impl SensorEntry {
+    pub fn endpoint(&self) -> crate::ctl::Endpoint {
+        crate::ctl::Endpoint {
+            addr: self.admin,
+            tls: self.tls_fingerprint,
+        }
+    }
 }
 
 impl Fleet {
@@ -185,7 +197,7 @@ async fn check_one(fleet: &Fleet, entry: &SensorEntry) -> SensorHealth {
     let before = now_ms();
     let answer = tokio::time::timeout(
         TIMEOUT,
-        crate::ctl::request(entry.admin, "GET", "/status", entry.token.as_deref()),
+        crate::ctl::request(entry.endpoint(), "GET", "/status", entry.token.as_deref()),
     )
     .await;
     let after = now_ms();

@@ -28,6 +28,7 @@
 //! - [`harness`]: sessions without sockets, for in-process benches and tests.
 //! - [`config`]: the TOML config and its defaults.
 //! - [`admin`]: status page, dashboard and metrics over HTTP.
+//! - [`tls`]: the admin API's key pair, and the fingerprint its clients pin.
 //! - [`stats`]: counters since start.
 //! - [`ratelimit`]: token buckets for connection rates and bandwidth.
 //! - [`ctl`]: the client side of `spampot ctl` and `spampot status`.
@@ -51,6 +52,7 @@ pub mod server;
 pub mod session;
 pub mod stats;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use server::Server;

@@ -208,6 +208,10 @@ struct AdminArgs {
     /// Bearer token ([admin] token), if the sensor has one.
     #[arg(long, env = "SPAMPOT_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The SHA-256 of the sensor's certificate, when it serves [admin] tls
+    /// (the sensor logs it at start): speak HTTPS and trust only that one.
+    #[arg(long, env = "SPAMPOT_ADMIN_FINGERPRINT")]
+    tls_fingerprint: Option<spampot::tls::Fingerprint>,
 }
 
 #[derive(Subcommand)]
@@ -583,8 +587,12 @@ fn admin_request(admin: &AdminArgs, method: &str, path: &str) -> Result<serde_js
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let endpoint = spampot::ctl::Endpoint {
+        addr: admin.admin,
+        tls: admin.tls_fingerprint,
+    };
     Ok(runtime.block_on(spampot::ctl::request(
-        admin.admin,
+        endpoint,
         method,
         path,
         admin.token.as_deref(),
@@ -800,12 +808,35 @@ fn print_status(s: &serde_json::Value) {
 
 async fn serve(config: Config, source: (PathBuf, Overrides), grace: Duration) -> Result<()> {
     let admin = config.admin.clone();
+    let data_dir = config.resolve(&config.data_dir);
+    let cert_and_key = match (&admin.tls_cert, &admin.tls_key) {
+        (Some(cert), Some(key)) => Some((config.resolve(cert), config.resolve(key))),
+        _ => None,
+    };
+    // Before the first listener: a key pair that cannot be read is a
+    // config error, not a sensor that serves without its admin API.
+    let tls = if admin.enabled && admin.tls {
+        let pair = cert_and_key
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        Some(spampot::tls::server_identity(&data_dir, pair).context("[admin] tls")?)
+    } else {
+        if admin.enabled && !admin.bind.ip().is_loopback() {
+            tracing::warn!(bind = %admin.bind, "the admin API is reachable from the network without [admin] tls: its token and the captures it serves cross the network in clear");
+        }
+        None
+    };
     let server = Server::start_with(config, Some(source)).await?;
     let (stop_admin, stop_rx) = tokio::sync::watch::channel(false);
     if admin.enabled {
         let token = admin.token.clone();
-        match spampot::admin::serve(server.clone(), admin.bind, token, stop_rx).await {
-            Ok(addr) => tracing::info!("dashboard on http://{addr}/"),
+        let fingerprint = tls.as_ref().map(|t| t.fingerprint);
+        let config = tls.map(|t| t.config);
+        match spampot::admin::serve(server.clone(), admin.bind, token, config, stop_rx).await {
+            Ok(addr) => match fingerprint {
+                Some(fp) => tracing::info!("dashboard on https://{addr}/ (certificate {fp})"),
+                None => tracing::info!("dashboard on http://{addr}/"),
+            },
             Err(err) => {
                 tracing::error!(bind = %admin.bind, error = %err, "admin server not started")
             }

@@ -141,6 +141,7 @@ impl TestSensor {
             self.server.clone(),
             "127.0.0.1:0".parse().unwrap(),
             token.map(str::to_owned),
+            None,
             stop_rx,
         )
         .await
