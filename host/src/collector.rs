@@ -119,6 +119,9 @@ pub struct Pulled {
     pub skipped_lines: u64,
     /// The pass stopped at its page limit with more to read.
     pub behind: bool,
+    /// Messages the sensor held past where the pass stopped (`None` from a
+    /// sensor that does not count them).
+    pub messages_left: Option<u64>,
     /// Why the pull stopped early; what came before it is kept.
     pub error: Option<String>,
 }
@@ -146,6 +149,9 @@ pub struct PassRecord {
     /// collector is catching up, or cannot keep up.
     #[serde(default)]
     pub behind: bool,
+    /// How many messages it left to pull, when `behind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_left: Option<u64>,
 }
 
 /// The pass records of a collector's data directory (read-only; the
@@ -319,6 +325,7 @@ impl Shared {
                 serde_json::from_value(answer).map_err(|e| CollectError::BadPage(e.to_string()))?;
             self.ingest(entry, &page, pulled).await?;
             self.save_state(&entry.name, page.next)?;
+            pulled.messages_left = page.messages_left;
             if !page.more {
                 return Ok(());
             }
@@ -526,6 +533,7 @@ impl Shared {
         }
         record.error = pulled.error.clone();
         record.behind = pulled.behind;
+        record.messages_left = pulled.messages_left.filter(|_| pulled.behind);
         self.write_state(&state)
     }
 
@@ -688,6 +696,7 @@ mod tests {
         endless["events"] = json!([]);
         endless["messages"] = json!([]);
         endless["more"] = json!(true);
+        endless["messages_left"] = json!(1234);
         let addr = fake_sensor(endless, None).await;
         let dir = tempfile::tempdir().unwrap();
         let mut collector = Collector::open(dir.path()).unwrap();
@@ -697,6 +706,7 @@ mod tests {
         collector.close().await;
         let pass = &read_passes(dir.path()).unwrap()["sensor-a"];
         assert!(pass.behind, "{pass:?}");
+        assert_eq!(pass.messages_left, Some(1234), "{pass:?}");
         assert_eq!(pass.last_ok, None, "{pass:?}");
         assert!(!pass.at.is_empty());
     }

@@ -254,10 +254,10 @@ pub fn assess_pulls(
         h.pulled_secs_ago = age;
         // A pass that stopped at its page limit did not pull it whole: a
         // collector that cannot keep up shows here once it is too far behind.
-        let behind = if pass.behind {
-            "; its last pass stopped with more to pull"
-        } else {
-            ""
+        let behind = match (pass.behind, pass.messages_left) {
+            (true, Some(n)) => format!("; its last pass stopped with ~{n} messages more to pull"),
+            (true, None) => "; its last pass stopped with more to pull".to_string(),
+            (false, _) => String::new(),
         };
         match age {
             Some(a) if a > fleet.max_pull_age_secs => h.problems.push(format!(
@@ -461,6 +461,7 @@ mod tests {
             last_ok: last_ok.map(Into::into),
             error: error.map(Into::into),
             behind: false,
+            messages_left: None,
         };
         let behind = |at: &str, last_ok: Option<&str>| PassRecord {
             behind: true,
@@ -497,7 +498,13 @@ mod tests {
                 "lagging",
                 behind("2026-11-28T11:59:00.000Z", Some("2026-11-28T08:00:00.000Z")),
             ),
-            ("catching-up", behind("2026-11-28T11:59:00.000Z", None)),
+            (
+                "catching-up",
+                PassRecord {
+                    messages_left: Some(51_200),
+                    ..behind("2026-11-28T11:59:00.000Z", None)
+                },
+            ),
         ]
         .into_iter()
         .map(|(n, p)| (n.to_string(), p))
@@ -522,7 +529,9 @@ mod tests {
         );
         assert_eq!(
             health[5].problems,
-            ["the collector has never pulled it whole; its last pass stopped with more to pull"]
+            [
+                "the collector has never pulled it whole; its last pass stopped with ~51200 messages more to pull"
+            ]
         );
     }
 }

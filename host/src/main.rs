@@ -696,7 +696,10 @@ fn print_pulled(pulled: &[spampot::collector::Pulled]) {
             );
         }
         if p.behind {
-            state += "; more to pull (page limit of a pass)";
+            match p.messages_left {
+                Some(n) => state += &format!("; ~{n} messages more to pull (page limit of a pass)"),
+                None => state += "; more to pull (page limit of a pass)",
+            }
         }
         println!(
             "{:<16} {:>10} {:>10} {:>8} {:>8}  {state}",

@@ -124,6 +124,12 @@ pub struct FeedPage {
     pub next: FeedCursor,
     /// True when a source stopped at this page's limit: ask again at once.
     pub more: bool,
+    /// Messages past `next` when the page was read: how far a collector
+    /// that stops here is behind. From the largest row id, so a row id
+    /// the indexer skipped would count once too many. `None` from a
+    /// sensor older than this field.
+    #[serde(default)]
+    pub messages_left: Option<u64>,
 }
 
 /// Why a page cannot be read.
@@ -204,6 +210,12 @@ pub fn read_page(
         if let Some(last) = page.sightings.last() {
             page.next.sighting_id = last.id;
         }
+        let newest: i64 = conn
+            .query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+                r.get(0)
+            })
+            .map_err(db_err)?;
+        page.messages_left = Some(newest.saturating_sub(page.next.message_id).max(0) as u64);
     }
     Ok(page)
 }

@@ -2149,3 +2149,35 @@ async fn the_feed_pages_rows_by_the_bytes_of_their_bodies() {
         1
     );
 }
+
+/// Each page says how many messages are past it: what a collector that
+/// stops there leaves behind (`fleet --collector` shows it).
+#[tokio::test]
+async fn a_feed_page_counts_the_messages_past_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaptureStore::open(config(tmp.path())).unwrap();
+    for i in 0..3u8 {
+        store
+            .put_artifact(origin("m", "192.0.2.3"), "email", vec![], vec![i; 100])
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let limits = FeedLimits {
+        rows: 1,
+        ..FeedLimits::default()
+    };
+    let mut cursor = FeedCursor::default();
+    let mut left = Vec::new();
+    loop {
+        let page = read_page(tmp.path(), &cursor, limits).unwrap();
+        left.push((page.messages.len(), page.messages_left.unwrap()));
+        cursor = page.next;
+        if !page.more {
+            break;
+        }
+    }
+    // A page full at its row limit says "more" even when it took the
+    // last row: the page after it is empty.
+    assert_eq!(left, [(1, 2), (1, 1), (1, 0), (0, 0)]);
+}
