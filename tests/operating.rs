@@ -954,21 +954,52 @@ async fn the_admin_api_over_tls_answers_only_to_the_pinned_certificate() {
 
 /// The dashboard in a real browser: headless Chromium loads `/`, its
 /// script fetches `/status`, and the DOM it leaves shows the sensor, its
-/// counters and its listeners. Only loopback is reached: the page has no
+/// counters and its listeners; over plain HTTP and over `[admin] tls`'s
+/// HTTPS. Only loopback is reached: the page has no
 /// external resources, Chromium's own background traffic is off, and
 /// anything else would go to a closed proxy port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_renders_the_status_in_a_browser() {
     spampot_blackbox::require("chromium");
     let sensor = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
-    let admin = sensor.serve_admin(None).await;
+    let keys = tempfile::tempdir().unwrap();
+    let identity = spampot::tls::server_identity(keys.path(), None).unwrap();
+    let plain = sensor.serve_admin(None).await;
+    let tls = sensor.serve_admin_with(None, Some(&identity)).await;
     let mut c = Client::connect(sensor.addr(25)).await;
     c.read_until("\r\n").await;
     c.send("QUIT\r\n").await;
     c.read_to_close().await;
 
+    // Over HTTPS the page's script fetches /status the same way; the
+    // browser is told to accept the self-signed certificate.
+    for (url, extra) in [
+        (format!("http://{}/", plain.addr), None),
+        (
+            format!("https://{}/", tls.addr),
+            Some("--ignore-certificate-errors"),
+        ),
+    ] {
+        let dom = dashboard_dom(url, extra).await;
+        for expected in [
+            "test · v",             // the sensor's name and version
+            "<b>1</b>sessions<",    // the counters
+            "<td>25</td>",          // the listener, by its configured port
+            "class=\"ok\">serving", // and its state
+            "<td>smtp</td>",        // the plugin
+            "\"quota_bytes\"",      // the store
+        ] {
+            assert!(dom.contains(expected), "{expected:?} missing from:\n{dom}");
+        }
+        // Not the error line the script writes when /status fails.
+        assert!(dom.contains("id=\"meta\">up "), "{dom}");
+    }
+    sensor.stop().await;
+}
+
+/// The DOM headless Chromium leaves after loading `url`.
+async fn dashboard_dom(url: String, extra: Option<&'static str>) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let url = format!("http://{}/", admin.addr);
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("chromium")
             .args([
@@ -984,6 +1015,7 @@ async fn the_dashboard_renders_the_status_in_a_browser() {
                 // to a closed port: the test cannot reach out.
                 "--proxy-server=127.0.0.1:9",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("--dump-dom")
             .arg(&url)
@@ -997,18 +1029,5 @@ async fn the_dashboard_renders_the_status_in_a_browser() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dom = String::from_utf8_lossy(&out.stdout);
-    for expected in [
-        "test · v",             // the sensor's name and version
-        "<b>1</b>sessions<",    // the counters
-        "<td>25</td>",          // the listener, by its configured port
-        "class=\"ok\">serving", // and its state
-        "<td>smtp</td>",        // the plugin
-        "\"quota_bytes\"",      // the store
-    ] {
-        assert!(dom.contains(expected), "{expected:?} missing from:\n{dom}");
-    }
-    // Not the error line the script writes when /status fails.
-    assert!(dom.contains("id=\"meta\">up "), "{dom}");
-    sensor.stop().await;
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -136,12 +136,21 @@ impl TestSensor {
     /// free loopback port, with `token` if given, for as long as the
     /// returned handle lives.
     pub async fn serve_admin(&self, token: Option<&str>) -> AdminServer {
+        self.serve_admin_with(token, None).await
+    }
+
+    /// [`serve_admin`](Self::serve_admin), over TLS with `identity`'s pair.
+    pub async fn serve_admin_with(
+        &self,
+        token: Option<&str>,
+        identity: Option<&spampot::tls::ServerIdentity>,
+    ) -> AdminServer {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let addr = spampot::admin::serve(
             self.server.clone(),
             "127.0.0.1:0".parse().unwrap(),
             token.map(str::to_owned),
-            None,
+            identity.map(|i| i.config.clone()),
             stop_rx,
         )
         .await
