@@ -33,3 +33,39 @@ async fn native_plugins_serve_splice_and_store_like_their_components() {
     assert_eq!(status["plugins"][0]["sha256"], "native");
     sensor.stop().await;
 }
+
+/// Past the store's quota a message is counted, not kept, and the SMTP
+/// plugin still answers 250 (a full sensor must not reveal itself): as a
+/// component, told `quota-exceeded`, and linked natively, where the host
+/// learns it only after the call. Both record the row without its body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_quota_both_paths_answer_250_and_count_the_message() {
+    for native in [false, true] {
+        let natives = if native {
+            vec![Native::<smtp::Smtp>::factory()]
+        } else {
+            Vec::new()
+        };
+        let components: &[&str] = if native { &[] } else { &["smtp"] };
+        let sensor = TestSensor::start_with(
+            components,
+            natives,
+            &[(25, "smtp")],
+            "[store]\nquota_bytes = 1\n",
+        )
+        .await;
+        let mut c = Client::connect(sensor.addr(25)).await;
+        assert!(c.read_until("\r\n").await.starts_with("220 "));
+        c.send("HELO n.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nSubject: full\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+            .await;
+        let rest = String::from_utf8(c.read_to_close().await).unwrap();
+        assert!(
+            rest.contains("250 2.0.0") && rest.contains("221"),
+            "native {native}: {rest}"
+        );
+        let rows = sensor.messages().await;
+        assert_eq!(rows.len(), 1, "native {native}");
+        assert_eq!(rows[0]["stored"], false, "native {native}: {}", rows[0]);
+        sensor.stop().await;
+    }
+}

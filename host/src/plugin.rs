@@ -624,11 +624,17 @@ impl PluginSession {
                     Call::Timeout => leg.on_timeout(&mut host),
                 };
                 // Durable before any action (a 250) reaches the client.
+                // Over the quota the artifact is counted, not kept: what a
+                // component hears as `quota-exceeded`, and the SMTP plugin
+                // answers it with the same 250.
                 for artifact in pending {
-                    if let Err(e) = state.put(artifact).await {
-                        return Err(Trap::HostLimit(format!(
-                            "store failed after a native plugin was told ok: {e:?}"
-                        )));
+                    match state.put(artifact).await {
+                        Ok(_) | Err(wit::StoreError::QuotaExceeded) => {}
+                        Err(e) => {
+                            return Err(Trap::HostLimit(format!(
+                                "store failed after a native plugin was told ok: {e:?}"
+                            )));
+                        }
                     }
                 }
                 return Ok(actions
