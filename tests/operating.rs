@@ -227,12 +227,14 @@ async fn sighup_with_an_edited_config_binds_the_new_listener() {
 async fn status_and_metrics_answer_every_field_and_a_token_guards_them() {
     let sensor = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
     let admin_server = sensor.serve_admin(Some("s3cret")).await;
-    let admin = admin_server.addr;
+    let admin = spampot::ctl::Endpoint::plain(admin_server.addr);
+    let get = |path: &'static str, token: Option<&'static str>| {
+        spampot::ctl::request(admin, "GET", path, token)
+    };
     let mut c = Client::connect(sensor.addr(25)).await;
     c.read_until("\r\n").await;
 
-    let denied =
-        spampot::ctl::request(spampot::ctl::Endpoint::plain(admin), "GET", "/status", None).await;
+    let denied = get("/status", None).await;
     assert!(
         matches!(
             denied,
@@ -240,14 +242,7 @@ async fn status_and_metrics_answer_every_field_and_a_token_guards_them() {
         ),
         "{denied:?}"
     );
-    let status = spampot::ctl::request(
-        spampot::ctl::Endpoint::plain(admin),
-        "GET",
-        "/status",
-        Some("s3cret"),
-    )
-    .await
-    .unwrap();
+    let status = get("/status", Some("s3cret")).await.unwrap();
     for key in [
         "version",
         "sensor",
@@ -298,14 +293,7 @@ async fn status_and_metrics_answer_every_field_and_a_token_guards_them() {
     }
     assert!(status["clock"]["unix_ms"].as_i64().unwrap() > 1_700_000_000_000);
 
-    let metrics = spampot::ctl::request(
-        spampot::ctl::Endpoint::plain(admin),
-        "GET",
-        "/metrics",
-        Some("s3cret"),
-    )
-    .await
-    .unwrap();
+    let metrics = get("/metrics", Some("s3cret")).await.unwrap();
     let metrics = metrics.as_str().unwrap();
     for name in [
         "spampot_sessions_total 1",
@@ -600,6 +588,16 @@ fn fleet_with_collector(
     (code, stdout)
 }
 
+/// A scratch directory for a collector: its central data directory (made
+/// by the first pass) and a fleet file holding `fleet`.
+fn collector_scratch(fleet: &str) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let central = dir.path().join("central");
+    let file = dir.path().join("fleet.toml");
+    std::fs::write(&file, fleet).unwrap();
+    (dir, central, file)
+}
+
 /// `spampot collect`: two sensors' captures pulled into one data directory.
 /// Its `messages` rows are the sensors' rows, an upload's body arrives byte
 /// for byte, a report over it counts both sensors' proxy requests, a second
@@ -657,9 +655,6 @@ async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
         }
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    let central = dir.path().join("central");
-    let fleet = dir.path().join("fleet.toml");
     // Free disk depends on the machine the tests run on, not on this test.
     let mut text = String::from("min_free_disk_bytes = 0\n");
     for (name, admin) in [("spampot-01", &admins[0]), ("spampot-02", &admins[1])] {
@@ -668,7 +663,7 @@ async fn collect_pulls_two_sensors_into_one_store_exactly_once() {
             admin.addr
         ));
     }
-    std::fs::write(&fleet, &text).unwrap();
+    let (dir, central, fleet) = collector_scratch(&text);
 
     // The rows are indexed behind the acknowledgement: flush both first.
     let mut expected = one.messages().await;
@@ -750,17 +745,10 @@ async fn collect_refuses_a_sensor_without_a_token_and_a_misnamed_one() {
     let guarded = TestSensor::start(&["smtp"], &[(25, "smtp")], "").await;
     let guarded_admin = guarded.serve_admin(Some("s3cret")).await;
     send_message(guarded.addr(25), "x", 1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let central = dir.path().join("central");
-    let fleet = dir.path().join("fleet.toml");
-    std::fs::write(
-        &fleet,
-        format!(
-            "[[sensor]]\nname = \"test\"\nadmin = \"{}\"\n[[sensor]]\nname = \"other\"\nadmin = \"{}\"\ntoken = \"s3cret\"\n",
-            open_admin.addr, guarded_admin.addr
-        ),
-    )
-    .unwrap();
+    let (_dir, central, fleet) = collector_scratch(&format!(
+        "[[sensor]]\nname = \"test\"\nadmin = \"{}\"\n[[sensor]]\nname = \"other\"\nadmin = \"{}\"\ntoken = \"s3cret\"\n",
+        open_admin.addr, guarded_admin.addr
+    ));
     let (code, out) = collect(&fleet, &central, &[]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("set [admin] token"), "{out}");
@@ -929,16 +917,9 @@ async fn the_admin_api_over_tls_answers_only_to_the_pinned_certificate() {
     ]);
     assert!(ok && out.contains("smtp"), "{out}");
 
-    let dir = tempfile::tempdir().unwrap();
-    let central = dir.path().join("central");
-    let fleet = dir.path().join("fleet.toml");
-    std::fs::write(
-        &fleet,
-        format!(
-            "min_free_disk_bytes = 0\n[[sensor]]\nname = \"op\"\nadmin = \"{admin_arg}\"\ntoken = \"s3cret\"\ntls_fingerprint = \"{pin}\"\n"
-        ),
-    )
-    .unwrap();
+    let (_dir, central, fleet) = collector_scratch(&format!(
+        "min_free_disk_bytes = 0\n[[sensor]]\nname = \"op\"\nadmin = \"{admin_arg}\"\ntoken = \"s3cret\"\ntls_fingerprint = \"{pin}\"\n"
+    ));
     let (code, out, err) = over_fleet("fleet", &fleet, &[]);
     assert_eq!(code, Some(0), "{out}{err}");
     // The feed serves what the sensor has indexed (within 250 ms).
