@@ -4,7 +4,6 @@
 //! the host, made by an operator's command to an address the operator
 //! names; no client session can reach it.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -24,13 +23,6 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn plain(addr: SocketAddr) -> Endpoint {
         Endpoint { addr, tls: None }
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        write!(f, "{scheme}://{}", self.addr)
     }
 }
 
@@ -107,12 +99,9 @@ pub async fn request_bounded(
         let tls =
             connector.connect(name, tcp).await.map_err(
                 |e| match crate::tls::PinMismatch::within(&e) {
-                    Some(m) => CtlError::WrongCertificate {
+                    Some(mismatch) => CtlError::WrongCertificate {
                         addr,
-                        mismatch: crate::tls::PinMismatch {
-                            presented: m.presented,
-                            pinned: m.pinned,
-                        },
+                        mismatch: *mismatch,
                     },
                     None => CtlError::Tls {
                         addr,

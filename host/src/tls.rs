@@ -226,7 +226,7 @@ pub fn client_config(pin: Fingerprint) -> Arc<rustls::ClientConfig> {
 }
 
 /// The server's certificate is not the pinned one.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("presented certificate {presented}, not the pinned {pinned}")]
 pub struct PinMismatch {
     pub presented: Fingerprint,
