@@ -29,6 +29,10 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use std::future::Future as _;
+use std::task::Poll;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::server::TlsStream;
@@ -84,12 +88,13 @@ pub async fn serve(
         };
         let served = match tls {
             None => {
-                axum::serve(listener, app)
+                axum::serve(Bounded::new(listener, MAX_CONNECTIONS), app)
                     .with_graceful_shutdown(stopped)
                     .await
             }
             Some(config) => {
-                axum::serve(TlsListener::new(listener, config), app)
+                let listener = TlsListener::new(listener, config);
+                axum::serve(Bounded::new(listener, MAX_CONNECTIONS), app)
                     .with_graceful_shutdown(stopped)
                     .await
             }
@@ -99,6 +104,145 @@ pub async fn serve(
         }
     });
     Ok(local)
+}
+
+/// Admin connections open at once. An admin API bound off loopback must not
+/// let whoever reaches it take the descriptors the honeypot's listeners
+/// need; past this, connections wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// A connection that moves no byte for this long is closed: hyper, as axum
+/// runs it, has no header timeout, so a client that connects and sends
+/// nothing (or a browser's idle keep-alive) would hold its slot for ever.
+/// A feed page or a batch of bodies moves bytes all along.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A listener whose connections count against [`MAX_CONNECTIONS`] and
+/// close after [`IDLE_TIMEOUT`] without a byte either way.
+struct Bounded<L> {
+    inner: L,
+    slots: Arc<Semaphore>,
+}
+
+impl<L> Bounded<L> {
+    fn new(inner: L, max: usize) -> Bounded<L> {
+        Bounded {
+            inner,
+            slots: Arc::new(Semaphore::new(max)),
+        }
+    }
+}
+
+impl<L> axum::serve::Listener for Bounded<L>
+where
+    L: axum::serve::Listener,
+    L::Io: Unpin,
+{
+    type Io = Guarded<L::Io>;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let slot = loop {
+            match self.slots.clone().acquire_owned().await {
+                Ok(slot) => break slot,
+                // Never closed; waiting is all there is to do.
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        let (io, addr) = self.inner.accept().await;
+        (Guarded::new(io, slot, IDLE_TIMEOUT), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// One admin connection: its slot, and the time it may stay idle.
+struct Guarded<S> {
+    inner: S,
+    idle: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<S> Guarded<S> {
+    fn new(inner: S, slot: tokio::sync::OwnedSemaphorePermit, idle: Duration) -> Guarded<S> {
+        Guarded {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            _slot: slot,
+        }
+    }
+
+    /// What to answer for an I/O that is not ready: still waiting, or
+    /// idle for too long.
+    fn pending<T>(&mut self, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<T>> {
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "admin connection idle",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn moved(&mut self) {
+        let next = tokio::time::Instant::now() + self.idle;
+        self.deadline.as_mut().reset(next);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.moved();
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.pending(cx),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_write(cx, data) {
+            Poll::Ready(result) => {
+                this.moved();
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.pending(cx),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending => this.pending(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 /// A client gets this long to finish its TLS handshake.
@@ -558,7 +702,66 @@ fn free_disk(path: &std::path::Path) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::same_secret;
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A connection that sends nothing is closed once idle for the
+    /// timeout, and one that keeps moving bytes is not.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_admin_connection_is_closed() {
+        let slots = Arc::new(Semaphore::new(1));
+        let (client, server) = tokio::io::duplex(64);
+        let mut guarded = Guarded::new(
+            server,
+            slots.clone().acquire_owned().await.unwrap(),
+            Duration::from_secs(60),
+        );
+        let mut client = client;
+        let mut byte = [0u8; 1];
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(45)).await;
+            tokio::io::AsyncWriteExt::write_all(&mut client, b"x")
+                .await
+                .unwrap();
+            guarded.read_exact(&mut byte).await.unwrap();
+        }
+        let started = tokio::time::Instant::now();
+        // Bounded, so that a guard that never fires fails instead of hanging.
+        let err = tokio::time::timeout(Duration::from_secs(600), guarded.read_exact(&mut byte))
+            .await
+            .expect("the idle connection was not closed")
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+        drop(guarded);
+        assert_eq!(slots.available_permits(), 1, "the slot is given back");
+    }
+
+    /// Past the cap, a connection waits in the backlog until one closes.
+    #[tokio::test]
+    async fn connections_past_the_cap_wait_for_a_slot() {
+        use axum::serve::Listener as _;
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let mut bounded = Bounded::new(tcp, 2);
+        let _clients: Vec<_> = connect_n(addr, 3).await;
+        let first = bounded.accept().await;
+        let second = bounded.accept().await;
+        let third = tokio::time::timeout(Duration::from_millis(300), bounded.accept()).await;
+        assert!(third.is_err(), "a third connection got a slot");
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(10), bounded.accept()).await;
+        assert!(third.is_ok(), "a freed slot was not reused");
+        drop(second);
+    }
+
+    async fn connect_n(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(TcpStream::connect(addr).await.unwrap());
+        }
+        out
+    }
 
     #[test]
     fn secrets_match_only_whole() {
