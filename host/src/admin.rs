@@ -175,9 +175,19 @@ impl<S> Guarded<S> {
         }
     }
 
-    /// What to answer for an I/O that is not ready: still waiting, or
-    /// idle for too long.
-    fn pending<T>(&mut self, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<T>> {
+    /// An I/O's outcome as the connection sees it: bytes moved (ready)
+    /// restart the idle clock; not ready is still waiting, or, once the
+    /// clock has run out, the end of the connection.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            let next = tokio::time::Instant::now() + self.idle;
+            self.deadline.as_mut().reset(next);
+            return polled;
+        }
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -185,11 +195,6 @@ impl<S> Guarded<S> {
             ))),
             Poll::Pending => Poll::Pending,
         }
-    }
-
-    fn moved(&mut self) {
-        let next = tokio::time::Instant::now() + self.idle;
-        self.deadline.as_mut().reset(next);
     }
 }
 
@@ -200,13 +205,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                this.moved();
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.pending(cx),
-        }
+        let polled = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.watch(cx, polled)
     }
 }
 
@@ -217,13 +217,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        match std::pin::Pin::new(&mut this.inner).poll_write(cx, data) {
-            Poll::Ready(result) => {
-                this.moved();
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.pending(cx),
-        }
+        let polled = std::pin::Pin::new(&mut this.inner).poll_write(cx, data);
+        this.watch(cx, polled)
     }
 
     fn poll_flush(
@@ -231,10 +226,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         cx: &mut std::task::Context<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        match std::pin::Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Ready(result) => Poll::Ready(result),
-            Poll::Pending => this.pending(cx),
-        }
+        let polled = std::pin::Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, polled)
     }
 
     fn poll_shutdown(
