@@ -154,6 +154,15 @@ pub struct PassRecord {
     pub messages_left: Option<u64>,
 }
 
+/// What a pass stopped at its page limit left: `~N messages more to pull`
+/// when the sensor counts them, else `more to pull`.
+pub fn left_to_pull(messages_left: Option<u64>) -> String {
+    match messages_left {
+        Some(n) => format!("~{n} messages more to pull"),
+        None => "more to pull".into(),
+    }
+}
+
 /// The pass records of a collector's data directory (read-only; the
 /// collector may be running). Empty when it has not pulled yet.
 pub fn read_passes(data_dir: &Path) -> Result<BTreeMap<String, PassRecord>, CollectError> {

@@ -254,10 +254,11 @@ pub fn assess_pulls(
         h.pulled_secs_ago = age;
         // A pass that stopped at its page limit did not pull it whole: a
         // collector that cannot keep up shows here once it is too far behind.
-        let behind = match (pass.behind, pass.messages_left) {
-            (true, Some(n)) => format!("; its last pass stopped with ~{n} messages more to pull"),
-            (true, None) => "; its last pass stopped with more to pull".to_string(),
-            (false, _) => String::new(),
+        let behind = if pass.behind {
+            let left = crate::collector::left_to_pull(pass.messages_left);
+            format!("; its last pass stopped with {left}")
+        } else {
+            String::new()
         };
         match age {
             Some(a) if a > fleet.max_pull_age_secs => h.problems.push(format!(

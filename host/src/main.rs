@@ -696,10 +696,8 @@ fn print_pulled(pulled: &[spampot::collector::Pulled]) {
             );
         }
         if p.behind {
-            match p.messages_left {
-                Some(n) => state += &format!("; ~{n} messages more to pull (page limit of a pass)"),
-                None => state += "; more to pull (page limit of a pass)",
-            }
+            let left = spampot::collector::left_to_pull(p.messages_left);
+            state += &format!("; {left} (page limit of a pass)");
         }
         println!(
             "{:<16} {:>10} {:>10} {:>8} {:>8}  {state}",
