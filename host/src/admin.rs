@@ -18,8 +18,10 @@
 //! | `GET /feed/bodies?sha256=A,B,…` | stored bodies by digest, base64 (needs a token) |
 
 use std::fmt::Write as _;
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
@@ -29,9 +31,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use std::future::Future as _;
-use std::task::Poll;
-
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -141,12 +140,10 @@ where
     type Addr = L::Addr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let slot = loop {
-            match self.slots.clone().acquire_owned().await {
-                Ok(slot) => break slot,
-                // Never closed; waiting is all there is to do.
-                Err(_) => std::future::pending::<()>().await,
-            }
+        // The semaphore is never closed: an error cannot happen, and
+        // waiting is all there would be to do.
+        let Ok(slot) = self.slots.clone().acquire_owned().await else {
+            return std::future::pending().await;
         };
         let (io, addr) = self.inner.accept().await;
         (Guarded::new(io, slot, IDLE_TIMEOUT), addr)

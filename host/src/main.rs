@@ -809,17 +809,13 @@ fn print_status(s: &serde_json::Value) {
 
 async fn serve(config: Config, source: (PathBuf, Overrides), grace: Duration) -> Result<()> {
     let admin = config.admin.clone();
-    let data_dir = config.resolve(&config.data_dir);
-    let cert_and_key = match (&admin.tls_cert, &admin.tls_key) {
-        (Some(cert), Some(key)) => Some((config.resolve(cert), config.resolve(key))),
-        _ => None,
-    };
     // Before the first listener: a key pair that cannot be read is a
     // config error, not a sensor that serves without its admin API.
     let tls = if admin.enabled && admin.tls {
-        let pair = cert_and_key
-            .as_ref()
-            .map(|(c, k)| (c.as_path(), k.as_path()));
+        let cert = admin.tls_cert.as_ref().map(|p| config.resolve(p));
+        let key = admin.tls_key.as_ref().map(|p| config.resolve(p));
+        let pair = cert.as_deref().zip(key.as_deref());
+        let data_dir = config.resolve(&config.data_dir);
         Some(spampot::tls::server_identity(&data_dir, pair).context("[admin] tls")?)
     } else {
         if admin.enabled && !admin.bind.ip().is_loopback() {
